@@ -1,0 +1,25 @@
+/** One structured audit event (CONTRACT.md section 6): who, for whom, which task, what happened. */
+export interface AuditEvent {
+  readonly event:
+    | "vend.allowed"
+    | "vend.denied"
+    | "credentials.issued"
+    | "task.failed"
+    | "task.completed"
+    | "task.revoked"
+    | "task.expired"
+    | "secret.rotated";
+  readonly requestId?: string;
+  readonly taskId?: string;
+  readonly template?: string;
+  readonly agent?: { readonly issuer: string; readonly id: string };
+  readonly user?: string;
+  readonly tenant?: string;
+  readonly reason?: string;
+  readonly policies?: readonly string[];
+  readonly [key: string]: unknown;
+}
+
+export interface AuditLog {
+  record(event: AuditEvent): void;
+}

@@ -1,0 +1,25 @@
+/** Who a verified token says the caller is. Built only by the token verifier. */
+export type Zone = "workforce" | "customer";
+export type IssuerKind = "agent" | "user";
+
+export interface VerifiedIdentity {
+  /** Issuer profile name from the issuers file. */
+  readonly profile: string;
+  /** Exact `iss` of the token. */
+  readonly issuer: string;
+  readonly kind: IssuerKind;
+  readonly zone: Zone;
+  /** The token's `sub`. */
+  readonly subject: string;
+  /** Value of the profile's `claims.agent` (agents) or `claims.user` (users) claim. */
+  readonly id: string;
+  /** Value of the profile's `claims.tenant` claim, when present. */
+  readonly tenant?: string;
+  readonly groups: readonly string[];
+  /** The token's `jti`, when present: single-use for vending. */
+  readonly jti?: string;
+  /** The token's `exp` (epoch seconds). */
+  readonly expiresAt: number;
+  /** The RFC 8693 `act` claim's `sub`, when the token was exchanged on behalf of an actor. */
+  readonly actor?: string;
+}

@@ -1,0 +1,58 @@
+import type { Zone } from "./identity.js";
+
+/** Task states of CONTRACT.md section 3. A task that is not `active` never yields credentials again. */
+export type TaskStatus = "pending_approval" | "active" | "completed" | "expired" | "revoked" | "denied" | "failed";
+
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set([
+  "completed",
+  "expired",
+  "revoked",
+  "denied",
+  "failed",
+]);
+
+export interface AgentRef {
+  readonly issuer: string;
+  readonly id: string;
+}
+
+export interface OnBehalfOf {
+  readonly issuer: string;
+  readonly user: string;
+  readonly tenant: string;
+}
+
+/** The durable task record. Times are RFC 3339 strings in UTC. */
+export interface Task {
+  readonly taskId: string;
+  readonly status: TaskStatus;
+  readonly template: string;
+  readonly zone: Zone;
+  readonly roleArn: string;
+  readonly agent: AgentRef;
+  readonly onBehalfOf?: OnBehalfOf;
+  readonly purpose?: string;
+  readonly parameters: Readonly<Record<string, string>>;
+  /** The rendered session policy exactly as sent to STS (compact JSON). */
+  readonly sessionPolicy: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly idempotencyKey?: string;
+  /** Why a task ended as `failed`/`revoked`/`denied`; safe to show the owner. */
+  readonly reason?: string;
+  /** Latest `Expiration` of any credential issued for this task (for pruning revocations). */
+  readonly lastCredentialExpiry?: string;
+  /** How many times credentials were issued for this task. */
+  readonly issuedCount: number;
+}
+
+/**
+ * A task's status as a reader must see it: DynamoDB TTL deletion can lag, so an `active`
+ * task whose deadline has passed is reported `expired` whatever the record says.
+ */
+export function effectiveStatus(task: Pick<Task, "status" | "expiresAt">, now: Date): TaskStatus {
+  if ((task.status === "active" || task.status === "pending_approval") && Date.parse(task.expiresAt) <= now.getTime()) {
+    return task.status === "active" ? "expired" : "denied";
+  }
+  return task.status;
+}

@@ -1,0 +1,33 @@
+import type { Task } from "../domain/task.js";
+import type { TaskTemplate } from "../domain/template.js";
+
+export type CreateTaskResult =
+  /** The task and its TTL lease were written atomically. */
+  | { readonly created: true; readonly task: Task }
+  /** The agent already has a task for this Idempotency-Key: that task, unchanged. */
+  | { readonly created: false; readonly task: Task };
+
+/**
+ * Port: durable task records. The DynamoDB adapter keeps tasks, their TTL leases and
+ * idempotency keys in one table; a create is one transaction.
+ */
+export interface TaskRepository {
+  /**
+   * Writes the task, its TTL lease (expiring at `task.expiresAt`) and, when the task has an
+   * `idempotencyKey`, the per-agent idempotency record — all or nothing. When the agent
+   * already used that key for a live task, nothing is written and that task is returned.
+   */
+  create(task: Task): Promise<CreateTaskResult>;
+  get(taskId: string): Promise<Task | undefined>;
+  /** Marks a task `failed` with a safe reason (only from `active`/`pending_approval`). */
+  markFailed(taskId: string, reason: string): Promise<void>;
+  /** Records one credential issue: bumps `issuedCount`, raises `lastCredentialExpiry`. */
+  recordIssue(taskId: string, credentialExpiration: string): Promise<void>;
+}
+
+/** Port: task templates by name. Writes are validated by the caller (`parseTemplate` + `lintTemplate`). */
+export interface TemplateStore {
+  get(name: string): Promise<TaskTemplate | undefined>;
+  put(template: TaskTemplate): Promise<void>;
+  list(): Promise<TaskTemplate[]>;
+}
