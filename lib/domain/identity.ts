@@ -22,4 +22,6 @@ export interface VerifiedIdentity {
   readonly expiresAt: number;
   /** The RFC 8693 `act` claim's `sub`, when the token was exchanged on behalf of an actor. */
   readonly actor?: string;
+  /** All verified claims, for admin/approver checks on a configured claim. Never logged. */
+  readonly claims: Readonly<Record<string, unknown>>;
 }

@@ -1,7 +1,14 @@
 import type { Zone } from "./identity.js";
 
 /** Task states of CONTRACT.md section 3. A task that is not `active` never yields credentials again. */
-export type TaskStatus = "pending_approval" | "active" | "completed" | "expired" | "revoked" | "denied" | "failed";
+export type TaskStatus =
+  | "pending_approval"
+  | "active"
+  | "completed"
+  | "expired"
+  | "revoked"
+  | "denied"
+  | "failed";
 
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set([
   "completed",
@@ -51,7 +58,10 @@ export interface Task {
  * task whose deadline has passed is reported `expired` whatever the record says.
  */
 export function effectiveStatus(task: Pick<Task, "status" | "expiresAt">, now: Date): TaskStatus {
-  if ((task.status === "active" || task.status === "pending_approval") && Date.parse(task.expiresAt) <= now.getTime()) {
+  if (
+    (task.status === "active" || task.status === "pending_approval") &&
+    Date.parse(task.expiresAt) <= now.getTime()
+  ) {
     return task.status === "active" ? "expired" : "denied";
   }
   return task.status;

@@ -10,7 +10,10 @@ const stringOrStrings = z.union([z.string().min(1), z.array(z.string().min(1)).m
 
 const statementSchema = z
   .object({
-    Sid: z.string().regex(/^[A-Za-z0-9]*$/, "Sid must be alphanumeric").optional(),
+    Sid: z
+      .string()
+      .regex(/^[A-Za-z0-9]*$/, "Sid must be alphanumeric")
+      .optional(),
     Effect: z.enum(["Allow", "Deny"]),
     Action: stringOrStrings.optional(),
     NotAction: stringOrStrings.optional(),
@@ -75,7 +78,9 @@ export const templateSchema = z
         credentialMaxSeconds: z.number().int().min(900).max(3600).optional(),
       })
       .strict()
-      .refine((t) => t.defaultSeconds <= t.maxSeconds, { message: "ttl.defaultSeconds must be ≤ ttl.maxSeconds" })
+      .refine((t) => t.defaultSeconds <= t.maxSeconds, {
+        message: "ttl.defaultSeconds must be ≤ ttl.maxSeconds",
+      })
       .default({ defaultSeconds: 900, maxSeconds: 3600 }),
     approval: z
       .object({

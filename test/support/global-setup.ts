@@ -1,2 +1,31 @@
-// Replaced by the DynamoDB Local global setup.
-export default function setup(): void {}
+import type { TestProject } from "vitest/node";
+import { startDynamoDbLocal } from "../../lib/sandbox/dynamodb-local.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Endpoint of the one DynamoDB Local shared by the whole test run. */
+    dynamodbEndpoint: string;
+  }
+}
+
+/**
+ * Starts one in-memory DynamoDB Local for the whole run. Tests reach it through
+ * `inject("dynamodbEndpoint")` (or `JITV_TEST_DYNAMODB_ENDPOINT`) and isolate themselves by
+ * creating their own uniquely named table (`test/support/dynamodb.ts`).
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const javaOutput: string[] = [];
+  const ddb = await startDynamoDbLocal({
+    log: (line) => {
+      javaOutput.push(line);
+      if (javaOutput.length > 50) javaOutput.shift();
+    },
+  }).catch((error: unknown) => {
+    throw new Error(`test setup: could not start DynamoDB Local: ${(error as Error).message}`);
+  });
+  project.provide("dynamodbEndpoint", ddb.endpoint);
+  process.env.JITV_TEST_DYNAMODB_ENDPOINT = ddb.endpoint;
+  return async () => {
+    await ddb.stop();
+  };
+}

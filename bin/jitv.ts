@@ -1,0 +1,53 @@
+const USAGE = `jitv — just-in-time AWS credentials for agents
+
+Sandbox (no AWS account):
+  jitv dev [--port 8787] [--issuer-port 8788] [--issuers FILE] [--templates DIR] [--data DIR]
+  jitv token --agent NAME | --user NAME        a token from the sandbox's local issuer
+
+Agents:
+  jitv vend --template NAME [--param k=v]... [--ttl SECONDS] [--purpose TEXT]
+            [--subject-token TOKEN] [--idempotency-key KEY] [--token TOKEN] [--api URL]
+  jitv credential-process --template NAME --token-command CMD [--param k=v]... [--api URL]
+                                               for AWS config: credential_process = jitv credential-process …
+  jitv task get TASK_ID [--token TOKEN] [--api URL]
+
+Security teams:
+  jitv templates lint FILE...                  validate templates without storing them
+
+The token defaults to $JITV_TOKEN, the API to $JITV_API or http://127.0.0.1:8787.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "dev":
+      return (await import("../lib/sandbox/cli.js")).devCommand(rest);
+    case "token":
+      return (await import("../lib/sandbox/cli.js")).tokenCommand(rest);
+    case "vend":
+    case "credential-process":
+    case "task":
+      return (await import("../lib/cli/agent.js")).agentCommand(command, rest);
+    case "templates":
+      return (await import("../lib/cli/templates.js")).templatesCommand(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`jitv: unknown command "${command}"\n\n${USAGE}`);
+      return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`jitv: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,163 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { z } from "zod";
+import { InvalidRequestError, InvalidTokenError, NotFoundError } from "../domain/errors.js";
+import { effectiveStatus, type Task } from "../domain/task.js";
+import { formatIssues } from "../domain/template.js";
+import type { TaskService } from "../tasks/task-service.js";
+import { errorResponse, jsonResponse } from "./errors.js";
+import type { HttpRequest, HttpResponse } from "./types.js";
+
+/** Largest accepted request body. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+const vendBodySchema = z
+  .object({
+    template: z.string().min(1).max(64),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    purpose: z.string().max(256).optional(),
+    ttlSeconds: z.number().int().positive().optional(),
+    subjectToken: z.string().min(1).max(8192).optional(),
+  })
+  .strict();
+
+const idempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,128}$/, "must be 1..128 visible ASCII characters");
+
+export type Route = (req: HttpRequest, params: string[]) => Promise<HttpResponse>;
+
+export interface ApiOptions {
+  readonly service: TaskService;
+  readonly logger: Logger;
+  /** Extra routes (the sandbox's `/v1/sandbox/*`); absent from the deployed API. */
+  readonly extraRoutes?: readonly RouteEntry[];
+  readonly now?: () => Date;
+}
+
+export interface RouteEntry {
+  readonly method: string;
+  readonly pattern: RegExp;
+  readonly handle: Route;
+}
+
+/**
+ * The HTTP API of CONTRACT.md section 3 as one function from request to response, shared
+ * by the Lambda entry points and the sandbox server. Every response, error or not, carries
+ * the request id; every log line of the request carries it too.
+ */
+export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<HttpResponse> {
+  const { service } = options;
+  const now = options.now ?? (() => new Date());
+  const routes: RouteEntry[] = [
+    {
+      method: "GET",
+      pattern: /^\/healthz$/,
+      handle: async (req) => jsonResponse(200, { ok: true }, req.requestId),
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/tasks$/,
+      handle: async (req) => {
+        const agent = await service.authenticateAgent(bearerToken(req));
+        const body = parseBody(req, vendBodySchema);
+        const key = req.headers["idempotency-key"];
+        const idempotencyKey = key === undefined ? undefined : parseHeader("Idempotency-Key", key);
+        const result = await service.vend(agent, body, {
+          ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+          requestId: req.requestId,
+        });
+        const view = taskView(result.task, now());
+        return jsonResponse(
+          result.status,
+          result.credentials ? { ...view, credentials: result.credentials } : view,
+          req.requestId,
+        );
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/tasks\/([^/]+)$/,
+      handle: async (req, [taskId = ""]) => {
+        const caller = await service.authenticateAny(bearerToken(req));
+        const task = await service.getTask(caller, decodeURIComponent(taskId));
+        return jsonResponse(200, taskView(task, now()), req.requestId);
+      },
+    },
+    ...(options.extraRoutes ?? []),
+  ];
+
+  return async (req) => {
+    const logger = options.logger.createChild({ persistentKeys: { requestId: req.requestId } });
+    try {
+      const response = await route(routes, req);
+      logger.info("request", { method: req.method, path: redactPath(req.path), status: response.status });
+      return response;
+    } catch (err) {
+      const response = errorResponse(err, req.requestId, logger);
+      logger.info("request", { method: req.method, path: redactPath(req.path), status: response.status });
+      return response;
+    }
+  };
+}
+
+async function route(routes: readonly RouteEntry[], req: HttpRequest): Promise<HttpResponse> {
+  for (const entry of routes) {
+    const match = entry.method === req.method ? entry.pattern.exec(req.path) : null;
+    if (match) return entry.handle(req, match.slice(1));
+  }
+  throw new NotFoundError("no such route");
+}
+
+/** Task ids are not secrets, but paths are logged: keep them short and free of control characters. */
+function redactPath(path: string): string {
+  return path.replace(/[^\x21-\x7e]/g, "?").slice(0, 200);
+}
+
+/** The `Authorization: Bearer …` token; 401 when absent or malformed. */
+export function bearerToken(req: HttpRequest): string {
+  const header = req.headers.authorization;
+  const match = header === undefined ? null : /^Bearer ([\x21-\x7e]+)$/.exec(header.trim());
+  if (!match?.[1]) throw new InvalidTokenError("missing or malformed bearer token");
+  return match[1];
+}
+
+/** Parses a JSON body against a strict schema: 400 for oversized, malformed or unknown fields. */
+export function parseBody<T>(req: HttpRequest, schema: z.ZodType<T>): T {
+  const raw = req.body ?? "";
+  if (Buffer.byteLength(raw, "utf8") > MAX_BODY_BYTES) {
+    throw new InvalidRequestError(`request body exceeds ${MAX_BODY_BYTES} bytes`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new InvalidRequestError("request body is not valid JSON");
+  }
+  const result = schema.safeParse(json);
+  if (!result.success) throw new InvalidRequestError(`invalid request: ${formatIssues(result.error)}`);
+  return result.data;
+}
+
+function parseHeader(name: string, value: string): string {
+  const result = idempotencyKeySchema.safeParse(value);
+  if (!result.success)
+    throw new InvalidRequestError(`${name} ${result.error.issues[0]?.message ?? "is invalid"}`);
+  return result.data;
+}
+
+/** The public view of a task: never its session policy internals beyond what the contract shows. */
+export function taskView(task: Task, now: Date) {
+  return {
+    taskId: task.taskId,
+    status: effectiveStatus(task, now),
+    template: task.template,
+    agent: { issuer: task.agent.issuer, id: task.agent.id },
+    ...(task.onBehalfOf
+      ? { onBehalfOf: { user: task.onBehalfOf.user, tenant: task.onBehalfOf.tenant } }
+      : {}),
+    ...(task.purpose === undefined ? {} : { purpose: task.purpose }),
+    createdAt: task.createdAt,
+    expiresAt: task.expiresAt,
+    ...(task.reason === undefined ? {} : { reason: task.reason }),
+  };
+}

@@ -1,0 +1,68 @@
+import type { LocalIssuer } from "./local-issuer.js";
+
+/** Group a local user needs (in the `groups` claim) to call jitv's admin routes. */
+export const LOCAL_ADMIN_GROUP = "jitv-admins";
+/** Group a local user needs (in the `groups` claim) to approve tasks. */
+export const LOCAL_APPROVER_GROUP = "jitv-approvers";
+
+/**
+ * The issuers file (CONTRACT.md section 2) that trusts the running local issuer:
+ *
+ * - `local-agents` — `/agents`, kind `agent`, zone `workforce`;
+ * - `local-customer-agents` — `/customer-agents`, kind `agent`, zone `customer`;
+ * - `local-users` — `/users`, kind `user`, zone `customer`, `tenant` and `groups` claims;
+ *
+ * plus `admins` / `approvers` rules granting those roles to local users whose `groups`
+ * claim holds `jitv-admins` / `jitv-approvers`. Every profile allows only ES256, the
+ * issuer's audience, tokens up to 3600 s old and 30 s of clock skew.
+ *
+ * @returns plain JSON, to be validated like any issuers file (e.g. with
+ *   `parseIssuerConfig`) and merged with the profiles of `--issuers FILE`.
+ * @example
+ * ```ts
+ * const local = await startLocalIssuer({ workforceAgents, customerAgents, users });
+ * const config = parseIssuerConfig(localIssuerProfiles(local));
+ * ```
+ */
+export function localIssuerProfiles(issuer: LocalIssuer): unknown {
+  const { workforceAgents, customerAgents, users } = issuer.issuers;
+  const common = {
+    audiences: [issuer.audience],
+    algorithms: ["ES256"],
+    maxTokenAgeSeconds: 3600,
+    clockToleranceSeconds: 30,
+  };
+  return {
+    issuers: [
+      {
+        name: "local-agents",
+        issuer: workforceAgents.issuer,
+        jwksUri: workforceAgents.jwksUri,
+        kind: "agent",
+        zone: "workforce",
+        claims: { agent: "sub" },
+        ...common,
+      },
+      {
+        name: "local-customer-agents",
+        issuer: customerAgents.issuer,
+        jwksUri: customerAgents.jwksUri,
+        kind: "agent",
+        zone: "customer",
+        claims: { agent: "sub" },
+        ...common,
+      },
+      {
+        name: "local-users",
+        issuer: users.issuer,
+        jwksUri: users.jwksUri,
+        kind: "user",
+        zone: "customer",
+        claims: { user: "sub", tenant: "tenant", groups: "groups" },
+        ...common,
+      },
+    ],
+    admins: { issuer: users.issuer, claim: "groups", values: [LOCAL_ADMIN_GROUP] },
+    approvers: { issuer: users.issuer, claim: "groups", values: [LOCAL_APPROVER_GROUP] },
+  };
+}

@@ -1,0 +1,184 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { type Core, composeCore } from "../compose.js";
+import { SandboxBroker } from "../credentials/sandbox-broker.js";
+import { JitvError } from "../domain/errors.js";
+import { lintTemplate } from "../domain/render.js";
+import { parseTemplate } from "../domain/template.js";
+import { serveApi } from "../http/node-server.js";
+import {
+  type IssuerConfig,
+  loadIssuerConfigFile,
+  mergeIssuerConfigs,
+  parseIssuerConfig,
+} from "../identity/issuers.js";
+import { ensureTable } from "../tasks/table.js";
+import { startDynamoDbLocal } from "./dynamodb-local.js";
+import { startLocalIssuer } from "./local-issuer.js";
+import { localIssuerProfiles } from "./local-issuer-profiles.js";
+
+export const SANDBOX_TABLE = "jitv-sandbox";
+
+export interface SandboxOptions {
+  /** API port. @default 8787 */
+  readonly port?: number;
+  /** Local OIDC issuer port; the example templates name issuers on 8788. @default 8788 */
+  readonly issuerPort?: number;
+  /** DynamoDB Local port. @default 0 (a free port) */
+  readonly dynamodbPort?: number;
+  /** Issuers file whose profiles are added to the built-in local issuers. */
+  readonly issuersFile?: string;
+  /** Directory whose `*.json` templates are put at start. */
+  readonly templatesDir?: string;
+  /** Keep DynamoDB data here between runs (default: in memory). */
+  readonly dataDir?: string;
+  /** Where demo client secrets are written for `jitv token` (mode 0600). */
+  readonly stateFile: string;
+  readonly logger?: Logger;
+}
+
+/** What `jitv token` reads: the local issuers' token endpoints and the demo clients' secrets. */
+export interface SandboxState {
+  readonly apiUrl: string;
+  readonly clients: Record<string, { kind: "agent" | "user"; tokenEndpoint: string; secret: string }>;
+}
+
+export interface Sandbox {
+  readonly apiUrl: string;
+  readonly dynamodbEndpoint: string;
+  readonly issuers: IssuerConfig;
+  readonly localIssuers: { workforceAgents: string; customerAgents: string; users: string };
+  readonly templates: string[];
+  readonly broker: SandboxBroker;
+  readonly core: Core;
+  readonly state: SandboxState;
+  close(): Promise<void>;
+}
+
+/** Demo identities of the built-in local issuer. */
+export const DEMO = {
+  workforceAgents: ["demo-agent", "ci-agent"],
+  customerAgents: ["support-agent"],
+  users: [
+    { id: "alice", tenant: "acme", groups: [] as string[] },
+    { id: "bob", tenant: "globex", groups: [] as string[] },
+    { id: "admin", tenant: "jitv", groups: ["jitv-admins", "jitv-approvers"] },
+  ],
+} as const;
+
+/**
+ * Starts the whole sandbox on this machine: DynamoDB Local (real TTL and streams), the
+ * local OIDC issuers with demo identities, and the API — the same core as the Lambdas,
+ * with the {@link SandboxBroker} in place of STS. Everything listens on 127.0.0.1.
+ * A failure part-way stops whatever already started.
+ */
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const ddb = await startDynamoDbLocal({
+      port: options.dynamodbPort ?? 0,
+      ...(options.dataDir ? { dbPath: options.dataDir } : {}),
+    });
+    closers.push(ddb.stop);
+    const client = new DynamoDBClient({
+      endpoint: ddb.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    closers.push(async () => client.destroy());
+    await ensureTable(client, SANDBOX_TABLE);
+
+    const secret = () => randomBytes(24).toString("base64url");
+    const workforceAgents = DEMO.workforceAgents.map((id) => ({ id, secret: secret() }));
+    const customerAgents = DEMO.customerAgents.map((id) => ({ id, secret: secret() }));
+    const users = DEMO.users.map((u) => ({ ...u, groups: [...u.groups], secret: secret() }));
+    const local = await startLocalIssuer({
+      port: options.issuerPort ?? 8788,
+      workforceAgents,
+      customerAgents,
+      users,
+    });
+    closers.push(local.close);
+
+    let issuers = parseIssuerConfig(localIssuerProfiles(local));
+    if (options.issuersFile) issuers = mergeIssuerConfigs(issuers, loadIssuerConfigFile(options.issuersFile));
+
+    const broker = new SandboxBroker();
+    const logger = options.logger ?? new Logger({ serviceName: "jitv-sandbox" });
+    const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    const core = composeCore({ doc, tableName: SANDBOX_TABLE, issuers, broker, logger });
+    const templates = options.templatesDir ? await loadTemplates(core, options.templatesDir) : [];
+
+    const server = await serveApi(core.api, { port: options.port ?? 8787 });
+    closers.push(server.close);
+
+    const clients: SandboxState["clients"] = {};
+    for (const a of workforceAgents) {
+      clients[a.id] = {
+        kind: "agent",
+        tokenEndpoint: local.issuers.workforceAgents.tokenEndpoint,
+        secret: a.secret,
+      };
+    }
+    for (const a of customerAgents) {
+      clients[a.id] = {
+        kind: "agent",
+        tokenEndpoint: local.issuers.customerAgents.tokenEndpoint,
+        secret: a.secret,
+      };
+    }
+    for (const u of users) {
+      clients[u.id] = { kind: "user", tokenEndpoint: local.issuers.users.tokenEndpoint, secret: u.secret };
+    }
+    const state: SandboxState = { apiUrl: server.url, clients };
+    mkdirSync(dirname(options.stateFile), { recursive: true });
+    writeFileSync(options.stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(options.stateFile, 0o600);
+
+    return {
+      apiUrl: server.url,
+      dynamodbEndpoint: ddb.endpoint,
+      issuers,
+      localIssuers: {
+        workforceAgents: local.issuers.workforceAgents.issuer,
+        customerAgents: local.issuers.customerAgents.issuer,
+        users: local.issuers.users.issuer,
+      },
+      templates,
+      broker,
+      core,
+      state,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Puts every `*.json` template of `dir`, validated exactly like a `templates put`. */
+async function loadTemplates(core: Core, dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()) {
+    const path = join(dir, file);
+    try {
+      const template = parseTemplate(JSON.parse(readFileSync(path, "utf8")));
+      lintTemplate(template);
+      await core.templates.put(template);
+      names.push(template.name);
+    } catch (err) {
+      const message = err instanceof JitvError || err instanceof SyntaxError ? err.message : String(err);
+      throw new Error(`template ${path}: ${message}`);
+    }
+  }
+  return names;
+}

@@ -1,0 +1,124 @@
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandOutput,
+} from "@aws-sdk/lib-dynamodb";
+import { InternalError, JitvError, UpstreamUnavailableError } from "../domain/errors.js";
+import { parseTemplate, type TaskTemplate } from "../domain/template.js";
+import type { TemplateStore } from "./repository.js";
+import { GSI1, type ItemType, TEMPLATES_GSI1PK, templateKey } from "./table.js";
+
+/** Options of {@link DynamoTemplateStore}. */
+export interface DynamoTemplateStoreOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /** Clock for `updatedAt`. @default () => new Date() */
+  readonly now?: () => Date;
+  /** Items per `Query` page of `list`. @default DynamoDB's 1 MB page */
+  readonly pageSize?: number;
+}
+
+/**
+ * The DynamoDB adapter of {@link TemplateStore}. A template is stored as its JSON text in `body`
+ * (so the stored form is exactly what was validated) and parsed again with `parseTemplate` on
+ * every read. All templates share `gsi1pk = TEMPLATES`, so `list` is a query, never a scan.
+ */
+export class DynamoTemplateStore implements TemplateStore {
+  readonly #client: DynamoDBDocumentClient;
+  readonly #tableName: string;
+  readonly #now: () => Date;
+  readonly #pageSize: number | undefined;
+
+  constructor(options: DynamoTemplateStoreOptions) {
+    this.#client = options.client;
+    this.#tableName = options.tableName;
+    this.#now = options.now ?? (() => new Date());
+    this.#pageSize = options.pageSize;
+  }
+
+  /**
+   * Reads a template by name (strongly consistent).
+   * @throws InternalError when the stored body is no longer a valid template
+   */
+  async get(name: string): Promise<TaskTemplate | undefined> {
+    let item: Record<string, unknown> | undefined;
+    try {
+      const out = await this.#client.send(
+        new GetCommand({ TableName: this.#tableName, Key: templateKey(name), ConsistentRead: true }),
+      );
+      item = out.Item;
+    } catch (error) {
+      throw unavailable(error);
+    }
+    return item?.type === "template" ? decode(item) : undefined;
+  }
+
+  /** Creates or replaces a template. The caller has validated it (`parseTemplate` + `lintTemplate`). */
+  async put(template: TaskTemplate): Promise<void> {
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.#tableName,
+          Item: {
+            ...templateKey(template.name),
+            type: "template" satisfies ItemType,
+            gsi1pk: TEMPLATES_GSI1PK,
+            gsi1sk: template.name,
+            name: template.name,
+            body: JSON.stringify(template),
+            updatedAt: this.#now().toISOString(),
+          },
+        }),
+      );
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  /**
+   * All templates, by name. Reads the index, so a template put a moment ago may be missing
+   * on deployed DynamoDB (GSIs are eventually consistent).
+   * @throws InternalError when a stored body is no longer a valid template
+   */
+  async list(): Promise<TaskTemplate[]> {
+    const templates: TaskTemplate[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      let out: QueryCommandOutput;
+      try {
+        out = await this.#client.send(
+          new QueryCommand({
+            TableName: this.#tableName,
+            IndexName: GSI1,
+            KeyConditionExpression: "gsi1pk = :templates",
+            ExpressionAttributeValues: { ":templates": TEMPLATES_GSI1PK },
+            ExclusiveStartKey: startKey,
+            Limit: this.#pageSize,
+          }),
+        );
+      } catch (error) {
+        throw unavailable(error);
+      }
+      for (const item of out.Items ?? []) if (item.type === "template") templates.push(decode(item));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return templates;
+  }
+}
+
+function decode(item: Record<string, unknown>): TaskTemplate {
+  try {
+    if (typeof item.body !== "string") throw new Error("body is not a string");
+    return parseTemplate(JSON.parse(item.body));
+  } catch (error) {
+    // Not the caller's fault (it would otherwise surface as invalid_request): the stored data is bad.
+    throw new InternalError(`stored template ${String(item.name)} is invalid`, { cause: error });
+  }
+}
+
+function unavailable(error: unknown): JitvError {
+  if (error instanceof JitvError) return error;
+  return new UpstreamUnavailableError("template store unavailable", { cause: error });
+}

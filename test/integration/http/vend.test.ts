@@ -1,0 +1,417 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: IAM policy variables like ${aws:username} are test data
+import { Logger } from "@aws-lambda-powertools/logger";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { MemoryAuditLog } from "../../../lib/audit/logger-audit-log.js";
+import { type Core, composeCore } from "../../../lib/compose.js";
+import type { CredentialBroker } from "../../../lib/credentials/broker.js";
+import { SandboxBroker } from "../../../lib/credentials/sandbox-broker.js";
+import { UpstreamUnavailableError } from "../../../lib/domain/errors.js";
+import { lintTemplate } from "../../../lib/domain/render.js";
+import type { AssumeRoleRequest } from "../../../lib/domain/sts.js";
+import { parseTemplate } from "../../../lib/domain/template.js";
+import type { HttpResponse } from "../../../lib/http/types.js";
+import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
+import { createTestTable } from "../../support/dynamodb.js";
+import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
+
+// The HTTP API end to end: real DynamoDB Local, real tokens from real JWKS servers on
+// 127.0.0.1, the same core the Lambdas and the sandbox run. Only the broker differs.
+
+let agents: TestIssuer;
+let customerAgents: TestIssuer;
+let users: TestIssuer;
+let core: Core;
+let table: Awaited<ReturnType<typeof createTestTable>>;
+let audit: MemoryAuditLog;
+let logLines: string[];
+const sandboxBroker = new SandboxBroker();
+let failNext: Error | undefined;
+const broker: CredentialBroker = {
+  assumeRole: async (request: AssumeRoleRequest) => {
+    if (failNext) {
+      const err = failNext;
+      failNext = undefined;
+      throw err;
+    }
+    return sandboxBroker.assumeRole(request);
+  },
+};
+
+const workforceTemplate = {
+  name: "reports-read",
+  zone: "workforce",
+  roleArn: "arn:aws:iam::123456789012:role/jitv/reports-reader",
+  sessionPolicy: {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Effect: "Allow",
+        Action: ["s3:GetObject"],
+        Resource: ["arn:aws:s3:::reports/{{params.prefix}}/*", "arn:aws:s3:::reports/${aws:username}/*"],
+      },
+    ],
+  },
+  parameters: { prefix: { pattern: "^[a-z0-9-]{1,32}$" } },
+  agents: [] as { issuer: string; subjects: string[] }[],
+  ttl: { defaultSeconds: 900, maxSeconds: 3600 },
+};
+
+const customerTemplate = {
+  name: "tenant-read",
+  zone: "customer",
+  roleArn: "arn:aws:iam::123456789012:role/jitv/tenant-reader",
+  sessionPolicy: {
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::data/{{tenant}}/*" }],
+  },
+  agents: [] as { issuer: string; subjects: string[] }[],
+};
+
+beforeAll(async () => {
+  [agents, customerAgents, users, table] = await Promise.all([
+    startTestIssuer({ alg: "RS256" }),
+    startTestIssuer({ alg: "ES256" }),
+    startTestIssuer({ alg: "ES256" }),
+    createTestTable(),
+  ]);
+  const issuers = parseIssuerConfig({
+    issuers: [
+      agents.profile({ name: "agents", kind: "agent", zone: "workforce" }),
+      customerAgents.profile({ name: "customer-agents", kind: "agent", zone: "customer" }),
+      users.profile({
+        name: "users",
+        kind: "user",
+        zone: "customer",
+        claims: { user: "sub", tenant: "tenant" },
+      }),
+    ],
+    admins: { issuer: users.issuer, claim: "groups", values: ["jitv-admins"] },
+  });
+  audit = new MemoryAuditLog();
+  logLines = [];
+  const logger = new Logger({ serviceName: "jitv-test", logLevel: "DEBUG" });
+  // Capture what would be written to CloudWatch (Powertools writes to process.stdout),
+  // to prove no token or secret is ever logged.
+  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    logLines.push(String(chunk));
+    return true;
+  });
+  core = composeCore({ doc: table.doc, tableName: table.tableName, issuers, broker, logger, audit });
+  workforceTemplate.agents = [{ issuer: agents.issuer, subjects: ["agent-a"] }];
+  customerTemplate.agents = [{ issuer: customerAgents.issuer, subjects: ["support-bot"] }];
+  for (const t of [workforceTemplate, customerTemplate]) {
+    const parsed = parseTemplate(t);
+    lintTemplate(parsed);
+    await core.templates.put(parsed);
+  }
+});
+
+afterAll(async () => {
+  await Promise.all([agents?.close(), customerAgents?.close(), users?.close()]);
+});
+
+beforeEach(() => {
+  failNext = undefined;
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
+type Json = any;
+
+let seq = 0;
+async function call(
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<HttpResponse & { json: Json }> {
+  const response = await core.api({
+    method,
+    path,
+    headers: {
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...options.headers,
+    },
+    query: {},
+    body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
+    requestId: `req-${++seq}`,
+  });
+  return { ...response, json: JSON.parse(response.body) };
+}
+
+const agentToken = (sub = "agent-a", claims: Record<string, unknown> = {}) => agents.sign({ sub, ...claims });
+const vend = async (body: unknown, token?: string, headers?: Record<string, string>) =>
+  call("POST", "/v1/tasks", { token: token ?? (await agentToken()), body, ...(headers ? { headers } : {}) });
+
+async function tasksOf(issuer: string, agentId: string) {
+  const out = await table.doc.send(
+    new QueryCommand({
+      TableName: table.tableName,
+      IndexName: "gsi1",
+      KeyConditionExpression: "gsi1pk = :pk",
+      ExpressionAttributeValues: {
+        ":pk": `AGENT#${encodeURIComponent(issuer)}#${encodeURIComponent(agentId)}`,
+      },
+    }),
+  );
+  return out.Items ?? [];
+}
+
+function expectError(res: HttpResponse & { json: Json }, status: number, code: string) {
+  expect(res.status).toBe(status);
+  expect(res.json).toEqual({ error: { code, message: expect.any(String) } });
+  expect(res.headers["x-request-id"]).toMatch(/^req-/);
+}
+
+describe("POST /v1/tasks", () => {
+  it("vends credentials for an allowed agent (201) and records a durable task", async () => {
+    const res = await vend({
+      template: "reports-read",
+      parameters: { prefix: "q3" },
+      purpose: "summarise Q3",
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers["cache-control"]).toBe("no-store");
+    expect(res.json).toMatchObject({
+      taskId: expect.stringMatching(/^tsk_/),
+      status: "active",
+      template: "reports-read",
+      agent: { issuer: agents.issuer, id: "agent-a" },
+      purpose: "summarise Q3",
+      credentials: {
+        AccessKeyId: expect.stringMatching(/^JITVSANDBOX/),
+        SecretAccessKey: expect.any(String),
+        SessionToken: expect.any(String),
+        Expiration: expect.any(String),
+      },
+    });
+    expect(res.json.onBehalfOf).toBeUndefined();
+    expect(Date.parse(res.json.credentials.Expiration)).toBeLessThanOrEqual(Date.parse(res.json.expiresAt));
+    expect(Date.parse(res.json.expiresAt) - Date.parse(res.json.createdAt)).toBe(900_000);
+
+    const sent = sandboxBroker.requests.at(-1);
+    expect(sent?.roleSessionName).toBe(res.json.taskId);
+    expect(JSON.parse(sent?.policy ?? "{}").Statement[0].Resource).toEqual([
+      "arn:aws:s3:::reports/q3/*",
+      "arn:aws:s3:::reports/${aws:username}/*",
+    ]);
+    const stored = await core.tasks.get(res.json.taskId);
+    expect(stored).toMatchObject({ status: "active", issuedCount: 1, template: "reports-read" });
+
+    const read = await call("GET", `/v1/tasks/${res.json.taskId}`, { token: await agentToken() });
+    expect(read.status).toBe(200);
+    expect(read.json).toMatchObject({ taskId: res.json.taskId, status: "active" });
+    expect(read.json.credentials).toBeUndefined();
+  });
+
+  it("vends for a customer-facing agent on behalf of a user, binding the user's tenant", async () => {
+    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+    const token = await customerAgents.sign({ sub: "support-bot" });
+    const res = await vend({ template: "tenant-read", subjectToken }, token);
+    expect(res.status).toBe(201);
+    expect(res.json.onBehalfOf).toEqual({ user: "alice", tenant: "acme" });
+    const sent = sandboxBroker.requests.at(-1);
+    expect(JSON.parse(sent?.policy ?? "{}").Statement[0].Resource).toBe("arn:aws:s3:::data/acme/*");
+    expect(sent?.tags).toEqual(
+      expect.arrayContaining([
+        { Key: "jitv:user", Value: "alice" },
+        { Key: "jitv:tenant", Value: "acme" },
+        { Key: "jitv:agent", Value: "support-bot" },
+      ]),
+    );
+  });
+
+  it.each([
+    ["malformed JSON", "{not json"],
+    [
+      "an unknown field",
+      JSON.stringify({ template: "reports-read", parameters: { prefix: "a" }, role: "admin" }),
+    ],
+    [
+      "ttl below STS's minimum",
+      JSON.stringify({ template: "reports-read", parameters: { prefix: "a" }, ttlSeconds: 60 }),
+    ],
+    [
+      "ttl over the template's max",
+      JSON.stringify({ template: "reports-read", parameters: { prefix: "a" }, ttlSeconds: 7200 }),
+    ],
+    [
+      "a parameter failing its pattern",
+      JSON.stringify({ template: "reports-read", parameters: { prefix: "a*" } }),
+    ],
+    ["a missing parameter", JSON.stringify({ template: "reports-read" })],
+    [
+      "an undeclared parameter",
+      JSON.stringify({ template: "reports-read", parameters: { prefix: "a", x: "b" } }),
+    ],
+    ["a body over 16 KiB", JSON.stringify({ template: "reports-read", purpose: "x".repeat(17_000) })],
+    [
+      "a subject token for a workforce template",
+      JSON.stringify({ template: "reports-read", parameters: { prefix: "a" }, subjectToken: "x.y.z" }),
+    ],
+  ])("answers 400 invalid_request for %s and writes nothing", async (_name, rawBody) => {
+    const before = (await tasksOf(agents.issuer, "agent-a")).length;
+    const res = await call("POST", "/v1/tasks", { token: await agentToken(), rawBody });
+    expectError(res, 400, "invalid_request");
+    expect((await tasksOf(agents.issuer, "agent-a")).length).toBe(before);
+  });
+
+  it("answers 400 when a customer-zone template gets no subject token", async () => {
+    const res = await vend({ template: "tenant-read" }, await customerAgents.sign({ sub: "support-bot" }));
+    expectError(res, 400, "invalid_request");
+  });
+
+  it("answers 400 for a malformed Idempotency-Key", async () => {
+    const res = await vend({ template: "reports-read", parameters: { prefix: "a" } }, undefined, {
+      "idempotency-key": "x".repeat(129),
+    });
+    expectError(res, 400, "invalid_request");
+  });
+
+  it("answers 401 with WWW-Authenticate for a missing or bad token", async () => {
+    for (const token of [undefined, "not-a-jwt", `${await agentToken()}x`]) {
+      const res = await call("POST", "/v1/tasks", {
+        ...(token ? { token } : {}),
+        body: { template: "reports-read", parameters: { prefix: "a" } },
+      });
+      expectError(res, 401, "invalid_token");
+      expect(res.headers["WWW-Authenticate"] ?? res.headers["www-authenticate"]).toBe(
+        'Bearer error="invalid_token"',
+      );
+    }
+  });
+
+  it("refuses a replayed token (jti is single-use for vending) and writes nothing the second time", async () => {
+    const token = await agentToken("agent-a", { jti: `jti-${Date.now()}` });
+    const first = await vend({ template: "reports-read", parameters: { prefix: "a" } }, token);
+    expect(first.status).toBe(201);
+    const before = (await tasksOf(agents.issuer, "agent-a")).length;
+    const second = await vend({ template: "reports-read", parameters: { prefix: "a" } }, token);
+    expectError(second, 401, "invalid_token");
+    expect((await tasksOf(agents.issuer, "agent-a")).length).toBe(before);
+  });
+
+  it("answers 401 for a subject token that fails verification", async () => {
+    const subjectToken = await agents.sign({ sub: "alice", tenant: "acme" }); // an agent token, not a user's
+    const res = await vend(
+      { template: "tenant-read", subjectToken },
+      await customerAgents.sign({ sub: "support-bot" }),
+    );
+    expectError(res, 401, "invalid_token");
+  });
+
+  it.each([["*"], ["a/b"], ["${aws:username}"], ['"}]}'], ["acme\n"]])(
+    "answers 403 for an unsafe tenant claim %j and never renders it",
+    async (tenant) => {
+      const before = sandboxBroker.requests.length;
+      const subjectToken = await users.sign({ sub: "mallory", tenant });
+      const res = await vend(
+        { template: "tenant-read", subjectToken },
+        await customerAgents.sign({ sub: "support-bot" }),
+      );
+      expectError(res, 403, "forbidden");
+      expect(sandboxBroker.requests.length).toBe(before);
+    },
+  );
+
+  it("answers 403 for an agent not in the template's list, and audits the denial", async () => {
+    const res = await vend(
+      { template: "reports-read", parameters: { prefix: "a" } },
+      await agentToken("agent-z"),
+    );
+    expectError(res, 403, "forbidden");
+    expect(audit.events.at(-1)).toMatchObject({
+      event: "vend.denied",
+      template: "reports-read",
+      agent: { issuer: agents.issuer, id: "agent-z" },
+      reason: expect.stringContaining("agents list"),
+    });
+  });
+
+  it("answers 403 when a workforce agent asks for a customer-zone template", async () => {
+    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+    const res = await vend({ template: "tenant-read", subjectToken }, await agentToken());
+    expectError(res, 403, "forbidden");
+  });
+
+  it("answers 404 for an unknown template", async () => {
+    expectError(await vend({ template: "nope" }), 404, "not_found");
+  });
+
+  it("returns one task for 20 concurrent requests with the same Idempotency-Key", async () => {
+    const key = `idem-${Date.now()}`;
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => agentToken("agent-idem-check")));
+    // agent-idem-check must be allowed: add it to a dedicated template
+    const template = parseTemplate({
+      ...workforceTemplate,
+      name: "idem-read",
+      agents: [{ issuer: agents.issuer, subjects: ["agent-idem-check"] }],
+    });
+    await core.templates.put(template);
+    const results = await Promise.all(
+      tokens.map((token) =>
+        vend({ template: "idem-read", parameters: { prefix: "a" } }, token, { "idempotency-key": key }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(201));
+    expect(new Set(results.map((r) => r.json.taskId)).size).toBe(1);
+    expect(results.every((r) => r.json.credentials?.AccessKeyId)).toBe(true);
+    expect(await tasksOf(agents.issuer, "agent-idem-check")).toHaveLength(1);
+  });
+
+  it("marks the task failed and returns 503 with no credentials when the broker fails", async () => {
+    failNext = new UpstreamUnavailableError("STS unavailable after retries");
+    const res = await vend({ template: "reports-read", parameters: { prefix: "a" } });
+    expectError(res, 503, "upstream_unavailable");
+    expect(res.body).not.toContain("AccessKeyId");
+    const items = await tasksOf(agents.issuer, "agent-a");
+    const failed = items.filter((i) => i.status === "failed");
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    const read = await call("GET", `/v1/tasks/${failed.at(-1)?.taskId}`, { token: await agentToken() });
+    expect(read.json.status).toBe("failed");
+  });
+
+  it("never logs tokens or credentials", async () => {
+    const token = await agentToken();
+    const ok = await vend({ template: "reports-read", parameters: { prefix: "a" } }, token);
+    const subjectToken = await users.sign({ sub: "alice", tenant: "*" });
+    await vend({ template: "tenant-read", subjectToken }, await customerAgents.sign({ sub: "support-bot" }));
+    const logs = logLines.join("\n");
+    expect(ok.status).toBe(201);
+    expect(logs).toContain(`"requestId":"${ok.headers["x-request-id"]}"`);
+    expect(logs).not.toContain(token);
+    expect(logs).not.toContain(subjectToken);
+    expect(logs).not.toContain(ok.json.credentials.SecretAccessKey);
+    expect(logs).not.toContain(ok.json.credentials.SessionToken);
+  });
+});
+
+describe("GET /v1/tasks/{id}", () => {
+  it("answers 404 for another agent's task, an unknown task and a malformed id", async () => {
+    const res = await vend({ template: "reports-read", parameters: { prefix: "a" } });
+    const other = await call("GET", `/v1/tasks/${res.json.taskId}`, { token: await agentToken("agent-b") });
+    expectError(other, 404, "not_found");
+    const unknown = await call("GET", "/v1/tasks/tsk_00000000000000000000000000", {
+      token: await agentToken(),
+    });
+    expectError(unknown, 404, "not_found");
+    const malformed = await call("GET", "/v1/tasks/..%2Fetc", { token: await agentToken() });
+    expectError(malformed, 404, "not_found");
+  });
+
+  it("lets an admin read any task", async () => {
+    const res = await vend({ template: "reports-read", parameters: { prefix: "a" } });
+    const admin = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });
+    const read = await call("GET", `/v1/tasks/${res.json.taskId}`, { token: admin });
+    expect(read.status).toBe(200);
+    const notAdmin = await users.sign({ sub: "eve", groups: ["staff"], tenant: "ops" });
+    expectError(await call("GET", `/v1/tasks/${res.json.taskId}`, { token: notAdmin }), 404, "not_found");
+  });
+});
+
+describe("GET /healthz", () => {
+  it("answers 200 without auth", async () => {
+    const res = await call("GET", "/healthz");
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ ok: true });
+  });
+});

@@ -1,0 +1,208 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+import { startSandbox } from "../../../lib/sandbox/sandbox.js";
+import { startTestIssuer } from "../../support/test-issuer.js";
+
+const root = resolve(import.meta.dirname, "../../..");
+const cli = join(root, "bin", "jitv.mjs");
+const run = promisify(execFile);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+describe("sandbox with an issuer and templates it has never seen", () => {
+  it("vends for that issuer's tokens exactly as the contract says", async () => {
+    const foreign = await startTestIssuer({ alg: "RS256" });
+    const dir = mkdtempSync(join(tmpdir(), "jitv-sandbox-"));
+    const issuersFile = join(dir, "issuers.json");
+    writeFileSync(
+      issuersFile,
+      JSON.stringify({
+        issuers: [
+          {
+            name: "acme-ci",
+            issuer: foreign.issuer,
+            jwksUri: foreign.jwksUri,
+            audiences: ["jitv"],
+            algorithms: ["RS256"],
+            kind: "agent",
+            zone: "workforce",
+            claims: { agent: "repository" },
+          },
+        ],
+      }),
+    );
+    const templates = join(dir, "templates");
+    mkdirSync(templates);
+    writeFileSync(
+      join(templates, "deploy.json"),
+      JSON.stringify({
+        name: "deploy-artifacts",
+        zone: "workforce",
+        roleArn: "arn:aws:iam::210987654321:role/jitv/deployer",
+        sessionPolicy: {
+          Version: "2012-10-17",
+          Statement: [
+            { Effect: "Allow", Action: "s3:PutObject", Resource: "arn:aws:s3:::artifacts/{{task}}/*" },
+          ],
+        },
+        agents: [{ issuer: foreign.issuer, subjects: ["acme-web"] }],
+      }),
+    );
+    const sandbox = await startSandbox({
+      port: 0,
+      issuerPort: 0,
+      issuersFile,
+      templatesDir: templates,
+      stateFile: join(dir, "state.json"),
+    });
+    try {
+      expect(sandbox.templates).toEqual(["deploy-artifacts"]);
+      const token = await foreign.sign({ sub: "repo:acme/web:ref:refs/heads/main", repository: "acme-web" });
+      const res = await fetch(`${sandbox.apiUrl}/v1/tasks`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ template: "deploy-artifacts", purpose: "release 1.2.3" }),
+      });
+      const body = (await res.json()) as { taskId: string; credentials: { AccessKeyId: string } };
+      expect(res.status).toBe(201);
+      expect(body).toMatchObject({ status: "active", agent: { issuer: foreign.issuer, id: "acme-web" } });
+      expect(body.credentials.AccessKeyId).toMatch(/^JITVSANDBOX/);
+      const sent = sandbox.broker.lastRequestFor(body.taskId);
+      expect(sent).toEqual({
+        roleArn: "arn:aws:iam::210987654321:role/jitv/deployer",
+        roleSessionName: body.taskId,
+        sourceIdentity: "acme-web",
+        policy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            { Effect: "Allow", Action: "s3:PutObject", Resource: `arn:aws:s3:::artifacts/${body.taskId}/*` },
+          ],
+        }),
+        tags: [
+          { Key: "jitv:task", Value: body.taskId },
+          { Key: "jitv:agent", Value: "acme-web" },
+          { Key: "jitv:template", Value: "deploy-artifacts" },
+        ],
+        durationSeconds: 900,
+      });
+      // The state file holds demo secrets: only its owner may read it.
+      expect(readFileSync(join(dir, "state.json"), "utf8")).toContain("demo-agent");
+    } finally {
+      await sandbox.close();
+      await foreign.close();
+    }
+  });
+
+  it("refuses to start with an invalid template, naming the file, and leaves nothing running", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jitv-sandbox-"));
+    writeFileSync(join(dir, "bad.json"), JSON.stringify({ name: "Bad Name" }));
+    await expect(
+      startSandbox({ port: 0, issuerPort: 0, templatesDir: dir, stateFile: join(dir, "state.json") }),
+    ).rejects.toThrow(/bad\.json: invalid template: name/);
+  });
+});
+
+describe("npm start as a new user runs it", () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => {
+    child?.kill("SIGKILL");
+  });
+
+  it("prints the next commands, which return sandbox credentials; Ctrl-C stops DynamoDB Local too", async () => {
+    const [apiPort, issuerPort, dynamodbPort] = [await freePort(), await freePort(), await freePort()];
+    const dir = mkdtempSync(join(tmpdir(), "jitv-cli-"));
+    // The example templates name the default issuer port; point copies at this run's port.
+    const templates = join(dir, "templates");
+    mkdirSync(templates);
+    for (const file of readdirSync(join(root, "examples", "templates"))) {
+      const text = readFileSync(join(root, "examples", "templates", file), "utf8");
+      writeFileSync(join(templates, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
+    }
+    const env = { ...process.env, JITV_STATE_FILE: join(dir, "state.json"), POWERTOOLS_LOG_LEVEL: "WARN" };
+    child = spawn(
+      process.execPath,
+      [
+        cli,
+        "dev",
+        "--port",
+        String(apiPort),
+        "--issuer-port",
+        String(issuerPort),
+        "--dynamodb-port",
+        String(dynamodbPort),
+        "--templates",
+        templates,
+      ],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    child.stdout?.on("data", (d) => {
+      output += d;
+    });
+    child.stderr?.on("data", (d) => {
+      output += d;
+    });
+    await expect.poll(() => output, { timeout: 45_000, interval: 200 }).toContain("Ctrl-C stops everything");
+    expect(output).toContain(`API              http://127.0.0.1:${apiPort}`);
+    expect(output).toContain("npx jitv token --agent demo-agent");
+    expect(output).toContain("npx jitv vend --template s3-reports-read");
+
+    // The printed next commands, as a user would run them.
+    const { stdout: token } = await run(process.execPath, [cli, "token", "--agent", "demo-agent"], { env });
+    const { stdout: vended } = await run(
+      process.execPath,
+      [cli, "vend", "--template", "s3-reports-read", "--purpose", "try jitv"],
+      { env: { ...env, JITV_TOKEN: token.trim(), JITV_API: `http://127.0.0.1:${apiPort}` } },
+    );
+    const task = JSON.parse(vended);
+    expect(task).toMatchObject({
+      status: "active",
+      template: "s3-reports-read",
+      agent: { id: "demo-agent" },
+    });
+    expect(task.credentials.AccessKeyId).toMatch(/^JITVSANDBOX/);
+
+    // credential_process output for AWS SDKs.
+    const { stdout: processOut } = await run(
+      process.execPath,
+      [
+        cli,
+        "credential-process",
+        "--template",
+        "logs-read",
+        "--param",
+        "service=billing",
+        "--token-command",
+        `"${process.execPath}" "${cli}" token --agent demo-agent`,
+        "--api",
+        `http://127.0.0.1:${apiPort}`,
+      ],
+      { env },
+    );
+    expect(JSON.parse(processOut)).toEqual({
+      Version: 1,
+      AccessKeyId: expect.stringMatching(/^JITVSANDBOX/),
+      SecretAccessKey: expect.any(String),
+      SessionToken: expect.any(String),
+      Expiration: expect.any(String),
+    });
+
+    const exited = new Promise<number | null>((r) => child?.once("exit", (code) => r(code)));
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
+    expect(output).toContain("Stopped.");
+    // DynamoDB Local is gone: its port refuses connections.
+    await expect(fetch(`http://127.0.0.1:${dynamodbPort}`)).rejects.toThrow();
+  });
+});
