@@ -1,32 +1,32 @@
 import { Logger } from "@aws-lambda-powertools/logger";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SFNClient } from "@aws-sdk/client-sfn";
 import { STSClient } from "@aws-sdk/client-sts";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
+import { documentClient } from "../lib/aws-wiring.js";
 import { composeCore } from "../lib/compose.js";
-import { readLambdaConfig } from "../lib/config.js";
+import { ENV, requireEnv } from "../lib/config.js";
 import { StsBroker } from "../lib/credentials/sts-broker.js";
 import { contractErrorMiddleware, fromApiGatewayEvent, toApiGatewayResult } from "../lib/http/lambda.js";
 import { loadIssuerConfigFile } from "../lib/identity/issuers.js";
+import { SfnLifecycleStarter, SfnTaskTokenSender } from "../lib/tasks/sfn-lifecycle.js";
 
 // Built once per cold start; a bad configuration fails here, naming the problem.
-const config = readLambdaConfig();
-const logger = new Logger({ serviceName: "jitv" });
+const sfn = new SFNClient({});
 const { api } = composeCore({
-  doc: DynamoDBDocumentClient.from(new DynamoDBClient({}), {
-    marshallOptions: { removeUndefinedValues: true },
-  }),
-  tableName: config.tableName,
-  issuers: loadIssuerConfigFile(config.issuersFile),
+  doc: documentClient(),
+  tableName: requireEnv(ENV.tableName),
+  issuers: loadIssuerConfigFile(requireEnv(ENV.issuersFile)),
   // The broker retries throttling itself, with jitter; the SDK's own retries are off.
   broker: new StsBroker({ client: new STSClient({ maxAttempts: 1 }) }),
-  logger,
+  lifecycle: new SfnLifecycleStarter({ client: sfn, stateMachineArn: requireEnv(ENV.stateMachineArn) }),
+  tokens: new SfnTaskTokenSender({ client: sfn }),
+  logger: new Logger({ serviceName: "jitv-api" }),
 });
 
 async function core(event: APIGatewayProxyEvent, context: Context) {
   return toApiGatewayResult(await api(fromApiGatewayEvent(event, context)));
 }
 
-/** The jitv HTTP API (`/v1/tasks`, `/v1/tasks/{id}`, `/healthz`) behind API Gateway. */
+/** The jitv HTTP API (`/v1/tasks…`, `/healthz`) behind API Gateway. */
 export const handler = middy(core).use(contractErrorMiddleware());

@@ -1,25 +1,20 @@
 import { ConfigError } from "./domain/errors.js";
 
-/** Everything the Lambdas read from their environment, read once at cold start. */
-export interface LambdaConfig {
-  readonly tableName: string;
-  readonly issuersFile: string;
-  readonly region: string | undefined;
-}
+/**
+ * The environment of the jitv Lambdas, read once at cold start. Each function reads only
+ * what it uses; a missing variable fails the cold start naming it.
+ */
+export const ENV = {
+  tableName: "JITV_TABLE_NAME",
+  issuersFile: "JITV_ISSUERS_FILE",
+  stateMachineArn: "JITV_STATE_MACHINE_ARN",
+} as const;
 
 /**
- * Reads the environment once and fails fast naming the missing variable.
- * @throws ConfigError when a required variable is missing or empty
+ * @throws ConfigError when the variable is missing or empty
+ * @example const table = requireEnv("JITV_TABLE_NAME")
  */
-export function readLambdaConfig(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
-  return {
-    tableName: required(env, "JITV_TABLE_NAME"),
-    issuersFile: required(env, "JITV_ISSUERS_FILE"),
-    region: env.AWS_REGION,
-  };
-}
-
-function required(env: NodeJS.ProcessEnv, name: string): string {
+export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
   const value = env[name];
   if (value === undefined || value.trim() === "")
     throw new ConfigError(`missing environment variable ${name}`);

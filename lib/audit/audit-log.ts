@@ -8,7 +8,13 @@ export interface AuditEvent {
     | "task.completed"
     | "task.revoked"
     | "task.expired"
-    | "secret.rotated";
+    | "task.closed"
+    | "task.revocation_failed"
+    | "revocation.fallback"
+    | "revocation.pruned"
+    | "lifecycle.signal_failed"
+    | "secret.rotated"
+    | "secret.rotation_skipped";
   readonly requestId?: string;
   readonly taskId?: string;
   readonly template?: string;

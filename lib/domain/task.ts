@@ -8,7 +8,12 @@ export type TaskStatus =
   | "expired"
   | "revoked"
   | "denied"
-  | "failed";
+  | "failed"
+  /** Revocation, rotation or closing failed after retries; the TTL lease backstop remains. */
+  | "revocation_failed";
+
+/** How a task's life ended, as the lifecycle state machine is told. */
+export type TaskOutcome = "completed" | "revoked" | "expired";
 
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set([
   "completed",
@@ -16,6 +21,7 @@ export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set([
   "revoked",
   "denied",
   "failed",
+  "revocation_failed",
 ]);
 
 export interface AgentRef {
@@ -51,6 +57,16 @@ export interface Task {
   readonly lastCredentialExpiry?: string;
   /** How many times credentials were issued for this task. */
   readonly issuedCount: number;
+  /** The lifecycle execution's task token (a capability: never logged, never shown). */
+  readonly taskToken?: string;
+  /** When the task's sessions were denied on its role. */
+  readonly revokedAt?: string;
+  /** When the template's secrets were rotated after the task ended. */
+  readonly secretsRotatedAt?: string;
+  /** When the lifecycle finished with the task. */
+  readonly closedAt?: string;
+  /** When the task ended (completed, revoked or expired). */
+  readonly endedAt?: string;
 }
 
 /**

@@ -20,6 +20,9 @@ const vendBodySchema = z
   })
   .strict();
 
+const emptyBodySchema = z.object({}).strict();
+const revokeBodySchema = z.object({ reason: z.string().trim().min(1).max(256) }).strict();
+
 const idempotencyKeySchema = z
   .string()
   .regex(/^[\x21-\x7e]{1,128}$/, "must be 1..128 visible ASCII characters");
@@ -83,6 +86,40 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
         return jsonResponse(200, taskView(task, now()), req.requestId);
       },
     },
+    {
+      method: "POST",
+      pattern: /^\/v1\/tasks\/([^/]+)\/credentials$/,
+      handle: async (req, [taskId = ""]) => {
+        const caller = await service.authenticateAgent(bearerToken(req));
+        parseOptionalBody(req, emptyBodySchema);
+        const result = await service.refresh(caller, decodeURIComponent(taskId), req.requestId);
+        return jsonResponse(
+          200,
+          { ...taskView(result.task, now()), credentials: result.credentials },
+          req.requestId,
+        );
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/tasks\/([^/]+)\/complete$/,
+      handle: async (req, [taskId = ""]) => {
+        const caller = await service.authenticateAgent(bearerToken(req));
+        parseOptionalBody(req, emptyBodySchema);
+        const task = await service.complete(caller, decodeURIComponent(taskId), req.requestId);
+        return jsonResponse(200, { taskId: task.taskId, status: task.status }, req.requestId);
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/tasks\/([^/]+)\/revoke$/,
+      handle: async (req, [taskId = ""]) => {
+        const caller = await service.authenticateAny(bearerToken(req));
+        const { reason } = parseBody(req, revokeBodySchema);
+        const task = await service.revoke(caller, decodeURIComponent(taskId), reason, req.requestId);
+        return jsonResponse(200, { taskId: task.taskId, status: task.status }, req.requestId);
+      },
+    },
     ...(options.extraRoutes ?? []),
   ];
 
@@ -136,6 +173,11 @@ export function parseBody<T>(req: HttpRequest, schema: z.ZodType<T>): T {
   const result = schema.safeParse(json);
   if (!result.success) throw new InvalidRequestError(`invalid request: ${formatIssues(result.error)}`);
   return result.data;
+}
+
+/** Like {@link parseBody}, for calls whose body may be empty. */
+export function parseOptionalBody<T>(req: HttpRequest, schema: z.ZodType<T>): T | undefined {
+  return req.body === undefined || req.body.trim() === "" ? undefined : parseBody(req, schema);
 }
 
 function parseHeader(name: string, value: string): string {

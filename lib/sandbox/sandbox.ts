@@ -3,8 +3,11 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "
 import { dirname, join } from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { type Core, composeCore } from "../compose.js";
+import { LoggerAuditLog } from "../audit/logger-audit-log.js";
+import { EmfMetrics } from "../audit/metrics.js";
+import { type Core, composeCore, composeLifecycle } from "../compose.js";
 import { SandboxBroker } from "../credentials/sandbox-broker.js";
 import { JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
@@ -16,10 +19,17 @@ import {
   mergeIssuerConfigs,
   parseIssuerConfig,
 } from "../identity/issuers.js";
+import { DynamoRolePolicyWriter } from "../revocation/dynamo-role-policy-writer.js";
+import { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
+import type { TaskLifecycle } from "../tasks/lifecycle.js";
 import { ensureTable } from "../tasks/table.js";
+import { handleTtlRecords } from "../tasks/ttl-backstop.js";
 import { startDynamoDbLocal } from "./dynamodb-local.js";
 import { startLocalIssuer } from "./local-issuer.js";
 import { localIssuerProfiles } from "./local-issuer-profiles.js";
+import { LocalLifecycleRunner } from "./local-lifecycle.js";
+import { loadRolePolicies, sandboxRoutes } from "./routes.js";
+import { StreamPoller } from "./stream-poller.js";
 
 export const SANDBOX_TABLE = "jitv-sandbox";
 
@@ -34,11 +44,15 @@ export interface SandboxOptions {
   readonly issuersFile?: string;
   /** Directory whose `*.json` templates are put at start. */
   readonly templatesDir?: string;
+  /** Directory of `{"roleArn", "policies"}` files: the target roles' own policies (default: allow all). */
+  readonly rolesDir?: string;
   /** Keep DynamoDB data here between runs (default: in memory). */
   readonly dataDir?: string;
   /** Where demo client secrets are written for `jitv token` (mode 0600). */
   readonly stateFile: string;
   readonly logger?: Logger;
+  /** Test seam: lifecycle executions time out after this many seconds instead of at the task's deadline. */
+  readonly lifecycleTimeoutSeconds?: number;
 }
 
 /** What `jitv token` reads: the local issuers' token endpoints and the demo clients' secrets. */
@@ -55,6 +69,12 @@ export interface Sandbox {
   readonly templates: string[];
   readonly broker: SandboxBroker;
   readonly core: Core;
+  /** The document client on the sandbox's DynamoDB Local table. */
+  readonly doc: DynamoDBDocumentClient;
+  readonly lifecycle: TaskLifecycle;
+  readonly runner: LocalLifecycleRunner;
+  readonly secrets: DynamoSecretRotator;
+  readonly writer: DynamoRolePolicyWriter;
   readonly state: SandboxState;
   close(): Promise<void>;
 }
@@ -93,7 +113,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       credentials: { accessKeyId: "local", secretAccessKey: "local" },
     });
     closers.push(async () => client.destroy());
-    await ensureTable(client, SANDBOX_TABLE);
+    const { streamArn } = await ensureTable(client, SANDBOX_TABLE);
 
     const secret = () => randomBytes(24).toString("base64url");
     const workforceAgents = DEMO.workforceAgents.map((id) => ({ id, secret: secret() }));
@@ -109,12 +129,67 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 
     let issuers = parseIssuerConfig(localIssuerProfiles(local));
     if (options.issuersFile) issuers = mergeIssuerConfigs(issuers, loadIssuerConfigFile(options.issuersFile));
+    const roles = loadRolePolicies(options.rolesDir);
 
     const broker = new SandboxBroker();
     const logger = options.logger ?? new Logger({ serviceName: "jitv-sandbox" });
+    const audit = new LoggerAuditLog(logger);
     const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-    const core = composeCore({ doc, tableName: SANDBOX_TABLE, issuers, broker, logger });
-    const templates = options.templatesDir ? await loadTemplates(core, options.templatesDir) : [];
+    const tableName = SANDBOX_TABLE;
+    const writer = new DynamoRolePolicyWriter({ client: doc, tableName });
+    const secrets = new DynamoSecretRotator({ client: doc, tableName });
+    const runner = new LocalLifecycleRunner({
+      steps: () => lifecycle,
+      ...(options.lifecycleTimeoutSeconds ? { timeoutSeconds: options.lifecycleTimeoutSeconds } : {}),
+      onError: (taskId, error) =>
+        logger.error("lifecycle execution failed", {
+          taskId,
+          error: error instanceof Error ? error.message : "unknown",
+        }),
+    });
+    closers.push(async () => runner.close());
+    const lifecycle = composeLifecycle({
+      doc,
+      tableName,
+      writer,
+      rotator: secrets,
+      tokens: runner,
+      audit,
+      metrics: new EmfMetrics({ service: "jitv-sandbox" }),
+    });
+    const core = composeCore({
+      doc,
+      tableName,
+      issuers,
+      broker,
+      logger,
+      audit,
+      lifecycle: runner,
+      tokens: runner,
+      extraRoutes: ({ service, templates }) => sandboxRoutes({ service, templates, writer, secrets, roles }),
+    });
+    const templates = options.templatesDir ? await loadTemplates(core, secrets, options.templatesDir) : [];
+
+    // The TTL backstop: DynamoDB Local's real stream, consumed like the deployed event source mapping.
+    const streams = new DynamoDBStreamsClient({
+      endpoint: ddb.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    const poller = new StreamPoller({
+      client: streams,
+      streamArn,
+      handle: (records) => handleTtlRecords(records, lifecycle),
+      onError: (error) =>
+        logger.error("TTL stream handling failed", {
+          error: error instanceof Error ? error.message : "unknown",
+        }),
+    });
+    await poller.start();
+    closers.push(async () => {
+      await poller.stop();
+      streams.destroy();
+    });
 
     const server = await serveApi(core.api, { port: options.port ?? 8787 });
     closers.push(server.close);
@@ -154,6 +229,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       templates,
       broker,
       core,
+      doc,
+      lifecycle,
+      runner,
+      secrets,
+      writer,
       state,
       close,
     };
@@ -163,8 +243,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   }
 }
 
-/** Puts every `*.json` template of `dir`, validated exactly like a `templates put`. */
-async function loadTemplates(core: Core, dir: string): Promise<string[]> {
+/**
+ * Puts every `*.json` template of `dir`, validated exactly like a `templates put`, and
+ * creates the sandbox versions of the secrets they name.
+ */
+async function loadTemplates(core: Core, secrets: DynamoSecretRotator, dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const file of readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
@@ -174,6 +257,7 @@ async function loadTemplates(core: Core, dir: string): Promise<string[]> {
       const template = parseTemplate(JSON.parse(readFileSync(path, "utf8")));
       lintTemplate(template);
       await core.templates.put(template);
+      for (const s of template.secrets) await secrets.ensure(s.arn);
       names.push(template.name);
     } catch (err) {
       const message = err instanceof JitvError || err instanceof SyntaxError ? err.message : String(err);

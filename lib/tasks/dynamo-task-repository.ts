@@ -12,8 +12,8 @@ import {
   NotFoundError,
   UpstreamUnavailableError,
 } from "../domain/errors.js";
-import type { Task } from "../domain/task.js";
-import type { CreateTaskResult, TaskRepository } from "./repository.js";
+import type { Task, TaskStatus } from "../domain/task.js";
+import type { CreateTaskResult, TaskMarks, TaskRepository } from "./repository.js";
 import {
   idempotencyItem,
   idempotencyKey,
@@ -163,9 +163,12 @@ export class DynamoTaskRepository implements TaskRepository {
   /**
    * Records one credential issue: adds 1 to `issuedCount` and raises `lastCredentialExpiry` to
    * `credentialExpiration` unless it is already later (it never decreases, whatever the order
-   * concurrent issues land in). The expiry is stored in `Date.prototype.toISOString` form so that
+   * concurrent issues land in). Only an `active` task records an issue: a credential issued
+   * while the task ended is never handed out, so revocation always sees every credential's
+   * expiry when it schedules pruning. The expiry is stored in `Date.prototype.toISOString` form so that
    * string comparison is time comparison.
    * @throws NotFoundError when the task does not exist
+   * @throws ConflictError when the task is no longer active
    * @throws InternalError when `credentialExpiration` is not a time
    */
   async recordIssue(taskId: string, credentialExpiration: string): Promise<void> {
@@ -180,8 +183,9 @@ export class DynamoTaskRepository implements TaskRepository {
           Key: key,
           UpdateExpression: "ADD issuedCount :one SET lastCredentialExpiry = :expiry",
           ConditionExpression:
-            "attribute_exists(pk) AND (attribute_not_exists(lastCredentialExpiry) OR lastCredentialExpiry < :expiry)",
-          ExpressionAttributeValues: { ":one": 1, ":expiry": expiry },
+            "attribute_exists(pk) AND #status = :active AND (attribute_not_exists(lastCredentialExpiry) OR lastCredentialExpiry < :expiry)",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":one": 1, ":expiry": expiry, ":active": "active" },
         }),
       );
       return;
@@ -195,8 +199,90 @@ export class DynamoTaskRepository implements TaskRepository {
           TableName: this.#tableName,
           Key: key,
           UpdateExpression: "ADD issuedCount :one",
+          ConditionExpression: "attribute_exists(pk) AND #status = :active",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":one": 1, ":active": "active" },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) {
+        if (error.Item === undefined) throw new NotFoundError("task not found");
+        throw new ConflictError("task is no longer active");
+      }
+      throw unavailable(error);
+    }
+  }
+
+  /**
+   * Moves the task from one of `from` to `to` with a conditional write; sets `endedAt` when
+   * `to` ends the task. Returns the updated task, or `undefined` when it was in another state.
+   * @throws NotFoundError when the task does not exist
+   */
+  async transition(
+    taskId: string,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    reason?: string,
+  ): Promise<Task | undefined> {
+    const values: Record<string, unknown> = { ":to": to };
+    from.forEach((status, i) => {
+      values[`:from${i}`] = status;
+    });
+    const sets = ["#status = :to"];
+    const names: Record<string, string> = { "#status": "status" };
+    if (reason !== undefined) {
+      sets.push("#reason = :reason");
+      names["#reason"] = "reason";
+      values[":reason"] = reason;
+    }
+    if (to === "completed" || to === "revoked" || to === "expired") {
+      sets.push("endedAt = if_not_exists(endedAt, :now)");
+      values[":now"] = this.#now().toISOString();
+    }
+    try {
+      const out = await this.#client.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: taskKey(taskId),
+          UpdateExpression: `SET ${sets.join(", ")}`,
+          ConditionExpression: `attribute_exists(pk) AND #status IN (${from.map((_, i) => `:from${i}`).join(", ")})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: "ALL_NEW",
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+      return out.Attributes ? (stripKeys(out.Attributes) as unknown as Task) : undefined;
+    } catch (error) {
+      if (isConditionFailure(error)) {
+        if (error.Item === undefined) throw new NotFoundError("task not found");
+        return undefined;
+      }
+      throw unavailable(error);
+    }
+  }
+
+  /** Sets lifecycle bookkeeping (task token, revokedAt, …). @throws NotFoundError for a missing task */
+  async mark(taskId: string, marks: TaskMarks): Promise<void> {
+    const entries = Object.entries(marks).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return;
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets = entries.map(([name, value], i) => {
+      names[`#m${i}`] = name;
+      values[`:m${i}`] = value;
+      return `#m${i} = :m${i}`;
+    });
+    try {
+      await this.#client.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: taskKey(taskId),
+          UpdateExpression: `SET ${sets.join(", ")}`,
           ConditionExpression: "attribute_exists(pk)",
-          ExpressionAttributeValues: { ":one": 1 },
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
         }),
       );
     } catch (error) {

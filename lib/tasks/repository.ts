@@ -1,4 +1,8 @@
-import type { Task } from "../domain/task.js";
+import type { Task, TaskStatus } from "../domain/task.js";
+
+/** Lifecycle bookkeeping a repository may set on a task. */
+export type TaskMarks = Partial<Pick<Task, "taskToken" | "revokedAt" | "secretsRotatedAt" | "closedAt">>;
+
 import type { TaskTemplate } from "../domain/template.js";
 
 export type CreateTaskResult =
@@ -23,6 +27,19 @@ export interface TaskRepository {
   markFailed(taskId: string, reason: string): Promise<void>;
   /** Records one credential issue: bumps `issuedCount`, raises `lastCredentialExpiry`. */
   recordIssue(taskId: string, credentialExpiration: string): Promise<void>;
+  /**
+   * Moves a task from one of `from` to `to` (conditional write), setting `endedAt` and the
+   * reason. Returns the updated task, or `undefined` when the task was in none of `from`.
+   * @throws NotFoundError when the task does not exist
+   */
+  transition(
+    taskId: string,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    reason?: string,
+  ): Promise<Task | undefined>;
+  /** Sets lifecycle bookkeeping attributes. @throws NotFoundError when the task does not exist */
+  mark(taskId: string, marks: TaskMarks): Promise<void>;
 }
 
 /** Port: task templates by name. Writes are validated by the caller (`parseTemplate` + `lintTemplate`). */

@@ -20,6 +20,19 @@ import type { Task } from "../domain/task.js";
  * | `idempotency` | `IDEM#<issuer>#<agent>#<key>`        | `IDEM`     |                          |                         |
  * | `replay`      | `JTI#<issuer>#<jti>`                 | `JTI`      |                          |                         |
  * | `template`    | `TEMPLATE#<name>`                    | `TEMPLATE` | `TEMPLATES`              | `<name>`                |
+ * | `revocation`  | `ROLE#<roleArn>`                     | `REVOKED#<taskId>` |                  |                         |
+ * | `lease`       | `PRUNE#<roleArn>#<taskId>`           | `LEASE`    | (own `pk`)               | (own `sk`)              |
+ * | `lock`        | `ROLE#<roleArn>`                     | `LOCK`     |                          |                         |
+ * | `role`        | `ROLE#<roleArn>`                     | `META`     |                          |                         |
+ * | `sandbox-role-policy` | `SANDBOXROLE#<roleArn>`      | `POLICY#<name>` |                     |                         |
+ *
+ * Revocation (CONTRACT.md section 6) keeps one `revocation` entry per revoked task per target
+ * role, the source of truth projected into the role's inline deny policy. Entries have no TTL:
+ * a prune lease (`leaseKind: "prune"`, expiring 5 minutes after the task's last credential)
+ * removes them through the TTL stream. The role's `lock` serialises projections (IAM has no
+ * conditional write); it has no TTL either, it is taken over once `lockExpiresAt` (epoch ms)
+ * has passed. The role's `role` item holds the size fallback's `cutoff`. The sandbox keeps the
+ * inline policies it would have put on IAM as `sandbox-role-policy` items.
  *
  * Every variable component is `encodeURIComponent`-encoded, so a `#` inside an issuer, agent id,
  * key or jti cannot make one key collide with another. Leases, idempotency and replay records
@@ -43,7 +56,16 @@ export const TEMPLATES_GSI1PK = "TEMPLATES";
 export const KEY_ATTRIBUTES = ["pk", "sk", "type", "gsi1pk", "gsi1sk"] as const;
 
 /** The `type` attribute of each item kind. */
-export type ItemType = "task" | "lease" | "idempotency" | "replay" | "template";
+export type ItemType =
+  | "task"
+  | "lease"
+  | "idempotency"
+  | "replay"
+  | "template"
+  | "revocation"
+  | "lock"
+  | "role"
+  | "sandbox-role-policy";
 
 /** Primary key of an item. */
 export interface ItemKey {
@@ -76,6 +98,39 @@ export function replayKey(issuer: string, jti: string): ItemKey {
 /** Key of a task template. */
 export function templateKey(name: string): ItemKey {
   return { pk: `TEMPLATE#${enc(name)}`, sk: "TEMPLATE" };
+}
+
+/** `pk` shared by a target role's revocation entries, lock and meta item. */
+export function rolePk(roleArn: string): string {
+  return `ROLE#${enc(roleArn)}`;
+}
+
+/** `sk` prefix of revocation entries: query `begins_with(sk, REVOKED_SK_PREFIX)` under {@link rolePk}. */
+export const REVOKED_SK_PREFIX = "REVOKED#";
+
+/** Key of a task's revocation entry on a target role. */
+export function revocationKey(roleArn: string, taskId: string): ItemKey {
+  return { pk: rolePk(roleArn), sk: `${REVOKED_SK_PREFIX}${enc(taskId)}` };
+}
+
+/** Key of the lease that prunes a revocation entry once the task's credentials have expired. */
+export function pruneLeaseKey(roleArn: string, taskId: string): ItemKey {
+  return { pk: `PRUNE#${enc(roleArn)}#${enc(taskId)}`, sk: "LEASE" };
+}
+
+/** Key of the lock that serialises projections of a role's revocation policy. */
+export function roleLockKey(roleArn: string): ItemKey {
+  return { pk: rolePk(roleArn), sk: "LOCK" };
+}
+
+/** Key of a target role's meta item (the revocation size fallback's cutoff). */
+export function roleMetaKey(roleArn: string): ItemKey {
+  return { pk: rolePk(roleArn), sk: "META" };
+}
+
+/** Key of an inline policy of a role as the sandbox keeps it. */
+export function sandboxRolePolicyKey(roleArn: string, policyName: string): ItemKey {
+  return { pk: `SANDBOXROLE#${enc(roleArn)}`, sk: `POLICY#${enc(policyName)}` };
 }
 
 /** `gsi1pk` of an agent's tasks: query it to list one agent's tasks in creation order. */
@@ -155,6 +210,91 @@ export function replayItem(
     type: "replay" satisfies ItemType,
     exp,
     [TTL_ATTRIBUTE]: ttlEpoch,
+  };
+}
+
+/** A revocation entry as stored. */
+export interface RevocationEntryItem {
+  readonly roleArn: string;
+  readonly taskId: string;
+  /** RFC 3339: when the task was first revoked on the role. */
+  readonly revokedAt: string;
+  /** RFC 3339: latest `Expiration` of any credential of the task. */
+  readonly credentialsExpireAt: string;
+}
+
+/** A task's revocation entry on a target role. No TTL: the prune lease removes it. */
+export function revocationItem(entry: RevocationEntryItem): Record<string, unknown> {
+  return {
+    ...revocationKey(entry.roleArn, entry.taskId),
+    type: "revocation" satisfies ItemType,
+    roleArn: entry.roleArn,
+    taskId: entry.taskId,
+    revokedAt: entry.revokedAt,
+    credentialsExpireAt: entry.credentialsExpireAt,
+  };
+}
+
+/** Seconds a prune lease waits after the task's last credential expires. */
+export const PRUNE_GRACE_SECONDS = 300;
+
+/**
+ * The lease that prunes a revocation entry: it expires {@link PRUNE_GRACE_SECONDS} after
+ * `credentialsExpireAt`, and the TTL stream's `REMOVE` record of it prunes the entry.
+ */
+export function pruneLeaseItem(
+  roleArn: string,
+  taskId: string,
+  credentialsExpireAt: string,
+): Record<string, unknown> {
+  const key = pruneLeaseKey(roleArn, taskId);
+  return {
+    ...key,
+    ...selfIndexKeys(key),
+    type: "lease" satisfies ItemType,
+    leaseKind: "prune",
+    roleArn,
+    taskId,
+    [TTL_ATTRIBUTE]: toEpochSeconds(credentialsExpireAt) + PRUNE_GRACE_SECONDS,
+  };
+}
+
+/**
+ * A role's projection lock, held by `owner` until `lockExpiresAt` (epoch milliseconds). No TTL
+ * attribute: an expired lock is taken over by the next writer, a released one deleted.
+ */
+export function roleLockItem(roleArn: string, owner: string, lockExpiresAt: number): Record<string, unknown> {
+  return {
+    ...roleLockKey(roleArn),
+    type: "lock" satisfies ItemType,
+    roleArn,
+    owner,
+    lockExpiresAt,
+  };
+}
+
+/** A target role's meta item; `cutoff` (RFC 3339) is set while the size fallback is in force. */
+export function roleMetaItem(roleArn: string, cutoff?: string): Record<string, unknown> {
+  return {
+    ...roleMetaKey(roleArn),
+    type: "role" satisfies ItemType,
+    roleArn,
+    ...(cutoff === undefined ? {} : { cutoff }),
+  };
+}
+
+/** An inline policy of a role as the sandbox keeps it (the document as a JSON string). */
+export function sandboxRolePolicyItem(
+  roleArn: string,
+  policyName: string,
+  document: string,
+): Record<string, unknown> {
+  return {
+    ...sandboxRolePolicyKey(roleArn, policyName),
+    type: "sandbox-role-policy" satisfies ItemType,
+    roleArn,
+    policyName,
+    document,
   };
 }
 

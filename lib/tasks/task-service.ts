@@ -17,6 +17,7 @@ import { buildAssumeRoleRequest, buildSessionTags } from "../domain/sts-request.
 import { effectiveStatus, type Task } from "../domain/task.js";
 import type { TaskTemplate } from "../domain/template.js";
 import type { ReplayCache } from "../identity/replay-cache.js";
+import type { LifecycleStarter, TaskTokenSender } from "./lifecycle.js";
 import type { TaskRepository, TemplateStore } from "./repository.js";
 
 /** What the service needs from token verification (implemented by `TokenVerifier`). */
@@ -39,6 +40,8 @@ export interface TaskServiceDeps {
   readonly authorizer: Authorizer;
   readonly broker: CredentialBroker;
   readonly audit: AuditLog;
+  readonly lifecycle: LifecycleStarter;
+  readonly tokens: TaskTokenSender;
   readonly admins?: RoleRule;
   readonly now?: () => Date;
   readonly newTaskId?: () => string;
@@ -170,6 +173,16 @@ export class TaskService {
     const created = await this.#d.tasks.create(task);
     if (!created.created) return this.#replayIdempotent(created.task, task, template, options.requestId);
 
+    // The revocation is scheduled (lifecycle execution + TTL lease) before any credential exists.
+    try {
+      await this.#d.lifecycle.start(created.task);
+    } catch (cause) {
+      const err = new UpstreamUnavailableError("could not schedule the task's lifecycle", { cause });
+      await this.#d.tasks.markFailed(taskId, err.message).catch(() => undefined);
+      audit.record({ event: "task.failed", ...base, ...who, taskId, reason: err.message });
+      throw err;
+    }
+
     const credentials = await this.#issue(created.task, template, {
       requestId: options.requestId,
       fresh: true,
@@ -184,6 +197,31 @@ export class TaskService {
     return { ...task, status: effectiveStatus(task, this.#now()) };
   }
 
+  /** `POST /v1/tasks/{id}/credentials`: fresh credentials for the owner's `active` task. */
+  async refresh(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<VendResult> {
+    const task = await this.#owned(caller, taskId);
+    const status = effectiveStatus(task, this.#now());
+    if (status !== "active") throw new ConflictError(`the task is ${status}`);
+    const template = await this.#d.templates.get(task.template);
+    if (!template) throw new ConflictError("the task's template no longer exists");
+    const credentials = await this.#issue(task, template, { requestId, fresh: false });
+    return { status: 201, task, credentials };
+  }
+
+  /** `POST /v1/tasks/{id}/complete`: the owner is done; revocation and rotation follow at once. */
+  async complete(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
+    const task = await this.#owned(caller, taskId);
+    return this.#end(task, "completed", undefined, requestId);
+  }
+
+  /** `POST /v1/tasks/{id}/revoke`: an admin ends a task with a reason. */
+  async revoke(caller: VerifiedIdentity, taskId: string, reason: string, requestId?: string): Promise<Task> {
+    if (!this.isAdmin(caller)) throw new ForbiddenError("only admins may revoke tasks");
+    const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
+    if (!task) throw new NotFoundError("unknown task");
+    return this.#end(task, "revoked", reason, requestId, { revokedBy: caller.id });
+  }
+
   /** Verifies any token (agent or user) for read access. */
   authenticateAny(token: string): Promise<VerifiedIdentity> {
     return this.#d.verifier.verify(token);
@@ -191,6 +229,47 @@ export class TaskService {
 
   isAdmin(identity: VerifiedIdentity): boolean {
     return matchesRole(identity, this.#d.admins);
+  }
+
+  async #owned(caller: VerifiedIdentity, taskId: string): Promise<Task> {
+    const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
+    if (!task || !isOwner(caller, task)) throw new NotFoundError("unknown task");
+    return task;
+  }
+
+  async #end(
+    task: Task,
+    outcome: "completed" | "revoked",
+    reason: string | undefined,
+    requestId: string | undefined,
+    extra: Record<string, unknown> = {},
+  ): Promise<Task> {
+    const status = effectiveStatus(task, this.#now());
+    const from = outcome === "revoked" ? (["active", "pending_approval"] as const) : (["active"] as const);
+    const ended =
+      (from as readonly string[]).includes(status) &&
+      (await this.#d.tasks.transition(task.taskId, from, outcome, reason));
+    if (!ended)
+      throw new ConflictError(status === "active" ? "the task is no longer active" : `the task is ${status}`);
+    this.#d.audit.record({
+      event: outcome === "completed" ? "task.completed" : "task.revoked",
+      requestId,
+      taskId: ended.taskId,
+      template: ended.template,
+      agent: ended.agent,
+      user: ended.onBehalfOf?.user,
+      tenant: ended.onBehalfOf?.tenant,
+      ...(reason === undefined ? {} : { reason }),
+      ...extra,
+    });
+    // Without a token yet, the execution's registration sees the ended task and moves on itself.
+    if (ended.taskToken) {
+      await this.#d.tokens.sendSuccess(ended.taskToken, { outcome }).catch(() => {
+        // The task has ended either way: revocation then follows at the deadline, or by the TTL backstop.
+        this.#d.audit.record({ event: "lifecycle.signal_failed", requestId, taskId: ended.taskId });
+      });
+    }
+    return ended;
   }
 
   async #verifySubject(template: TaskTemplate, subjectToken: string | undefined) {

@@ -12,6 +12,7 @@ import type { AssumeRoleRequest } from "../../../lib/domain/sts.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
+import type { LifecycleStarter, TaskTokenSender } from "../../../lib/tasks/lifecycle.js";
 import { createTestTable } from "../../support/dynamodb.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
@@ -27,8 +28,20 @@ let audit: MemoryAuditLog;
 let logLines: string[];
 const sandboxBroker = new SandboxBroker();
 let failNext: Error | undefined;
+// The lifecycle execution of every task, started before STS is called (contract section 6).
+const started = new Set<string>();
+let failStart = false;
+const lifecycle: LifecycleStarter = {
+  start: async (task) => {
+    if (failStart) throw new Error("Step Functions unavailable");
+    started.add(task.taskId);
+  },
+};
+const tokens: TaskTokenSender = { sendSuccess: async () => undefined };
 const broker: CredentialBroker = {
   assumeRole: async (request: AssumeRoleRequest) => {
+    if (!started.has(request.roleSessionName))
+      throw new Error("STS called before the lifecycle was scheduled");
     if (failNext) {
       const err = failNext;
       failNext = undefined;
@@ -97,7 +110,16 @@ beforeAll(async () => {
     logLines.push(String(chunk));
     return true;
   });
-  core = composeCore({ doc: table.doc, tableName: table.tableName, issuers, broker, logger, audit });
+  core = composeCore({
+    doc: table.doc,
+    tableName: table.tableName,
+    issuers,
+    broker,
+    lifecycle,
+    tokens,
+    logger,
+    audit,
+  });
   workforceTemplate.agents = [{ issuer: agents.issuer, subjects: ["agent-a"] }];
   customerTemplate.agents = [{ issuer: customerAgents.issuer, subjects: ["support-bot"] }];
   for (const t of [workforceTemplate, customerTemplate]) {
@@ -113,6 +135,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   failNext = undefined;
+  failStart = false;
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
@@ -368,6 +391,16 @@ describe("POST /v1/tasks", () => {
     expect(failed.length).toBeGreaterThanOrEqual(1);
     const read = await call("GET", `/v1/tasks/${failed.at(-1)?.taskId}`, { token: await agentToken() });
     expect(read.json.status).toBe("failed");
+  });
+
+  it("marks the task failed and issues nothing when its lifecycle cannot be scheduled", async () => {
+    failStart = true;
+    const before = sandboxBroker.requests.length;
+    const res = await vend({ template: "reports-read", parameters: { prefix: "a" } });
+    expectError(res, 503, "upstream_unavailable");
+    expect(sandboxBroker.requests.length).toBe(before);
+    const failed = (await tasksOf(agents.issuer, "agent-a")).filter((i) => i.status === "failed");
+    expect(failed.at(-1)?.reason).toBe("could not schedule the task's lifecycle");
   });
 
   it("never logs tokens or credentials", async () => {

@@ -119,7 +119,9 @@ describe("npm start as a new user runs it", () => {
     child?.kill("SIGKILL");
   });
 
-  it("prints the next commands, which return sandbox credentials; Ctrl-C stops DynamoDB Local too", async () => {
+  it("prints the next commands, which return sandbox credentials; Ctrl-C stops DynamoDB Local too", {
+    timeout: 90_000,
+  }, async () => {
     const [apiPort, issuerPort, dynamodbPort] = [await freePort(), await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), "jitv-cli-"));
     // The example templates name the default issuer port; point copies at this run's port.

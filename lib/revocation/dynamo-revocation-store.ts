@@ -1,0 +1,433 @@
+import { randomUUID } from "node:crypto";
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import { InternalError, JitvError, UpstreamUnavailableError } from "../domain/errors.js";
+import {
+  PRUNE_GRACE_SECONDS,
+  pruneLeaseItem,
+  REVOKED_SK_PREFIX,
+  revocationItem,
+  revocationKey,
+  roleLockItem,
+  roleLockKey,
+  roleMetaItem,
+  roleMetaKey,
+  rolePk,
+  TTL_ATTRIBUTE,
+} from "../tasks/table.js";
+import { fitsBudget, REVOCATION_POLICY_BUDGET_CHARS, renderRevocationPolicy } from "./policy.js";
+import {
+  REVOCATION_POLICY_NAME,
+  type RevocationEntry,
+  type RevocationStore,
+  type RolePolicyWriter,
+} from "./revocation-store.js";
+
+/** Options of {@link DynamoRevocationStore}. */
+export interface DynamoRevocationStoreOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /** Where the projected policy goes: IAM when deployed, the table in the sandbox. */
+  readonly writer: RolePolicyWriter;
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+  /**
+   * Non-whitespace characters the projected policy may use before the cutoff fallback.
+   * @default REVOCATION_POLICY_BUDGET_CHARS (6144)
+   */
+  readonly budgetChars?: number;
+  /**
+   * How long a projection lock is held before another writer may take it over (a crashed
+   * holder). Must exceed the longest projection, IAM retries included.
+   * @default 30000
+   */
+  readonly lockTtlMs?: number;
+  /**
+   * How long, in total backoff, a projection waits for the role's lock before giving up.
+   * @default 20000
+   */
+  readonly lockWaitMs?: number;
+  /**
+   * Called once when the policy outgrew the budget and a new cutoff was set (every session of
+   * the role issued before `cutoff` is denied). The caller emits a metric and an audit event.
+   * Errors it throws are ignored: they must not stop a revocation.
+   */
+  readonly onFallback?: (roleArn: string, cutoff: string) => void;
+  /** Injected in tests so backoff does not really wait. @default setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Random number in [0, 1) for the backoff jitter. @default Math.random */
+  readonly random?: () => number;
+}
+
+/** A revocation entry as read back. */
+interface StoredEntry {
+  readonly taskId: string;
+  readonly revokedAt: string;
+  readonly credentialsExpireAt: string;
+}
+
+/** No session issued before the cutoff outlives it by more than this (STS one-hour cap + margin). */
+const CUTOFF_LIFETIME_MS = (3600 + 300) * 1000;
+const PRUNE_GRACE_MS = PRUNE_GRACE_SECONDS * 1000;
+/** Projections restarted after finding their lock taken over, before giving up. */
+const MAX_LOST_LOCK_ROUNDS = 3;
+
+/**
+ * The DynamoDB adapter of {@link RevocationStore} (CONTRACT.md section 6), on the single table
+ * of `table.ts`.
+ *
+ * The source of truth is one `revocation` entry per revoked task per role. Every change
+ * re-projects the role's whole inline policy `jitv-revoked-tasks` from the entries through the
+ * {@link RolePolicyWriter}. IAM has no conditional write, so projections of a role are
+ * serialised by a lock item (conditional put, taken over once expired): each writer writes its
+ * entry before taking the lock and renders from a strongly consistent read of every entry
+ * while holding it, so concurrent revocations never drop an entry. A projection that finds its
+ * lock taken over when releasing it (it outlived `lockTtlMs`) runs again, so a stale document
+ * never stays last.
+ *
+ * Entries whose credentials expired more than 5 minutes ago are not rendered (nothing is left
+ * to deny) even when their prune lease has not fired yet; DynamoDB TTL can lag.
+ *
+ * When the policy outgrows `budgetChars`, the store falls back to a cutoff: it denies every
+ * session of the role issued before `cutoff` (now, rounded up to the second) and lists only
+ * tasks revoked at or after it; the sessions of tasks revoked earlier were issued before their
+ * revocation, so before the cutoff. The cutoff statement is kept for one hour and five minutes
+ * (no session lives longer than an hour), then dropped at the next projection.
+ *
+ * DynamoDB failures become `UpstreamUnavailableError` with a fixed message (the SDK error is
+ * kept only as `cause`); the writer's errors pass through.
+ *
+ * @example
+ * const store = new DynamoRevocationStore({ client: doc, tableName: "jitv", writer: new IamRolePolicyWriter({ client: iam }) });
+ * await store.revoke({ roleArn, taskId, credentialsExpireAt: "2025-06-01T13:00:00.000Z" });
+ */
+export class DynamoRevocationStore implements RevocationStore {
+  readonly #client: DynamoDBDocumentClient;
+  readonly #tableName: string;
+  readonly #writer: RolePolicyWriter;
+  readonly #now: () => Date;
+  readonly #budgetChars: number;
+  readonly #lockTtlMs: number;
+  readonly #lockWaitMs: number;
+  readonly #onFallback: ((roleArn: string, cutoff: string) => void) | undefined;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #random: () => number;
+
+  constructor(options: DynamoRevocationStoreOptions) {
+    this.#client = options.client;
+    this.#tableName = options.tableName;
+    this.#writer = options.writer;
+    this.#now = options.now ?? (() => new Date());
+    this.#budgetChars = options.budgetChars ?? REVOCATION_POLICY_BUDGET_CHARS;
+    this.#lockTtlMs = options.lockTtlMs ?? 30_000;
+    this.#lockWaitMs = options.lockWaitMs ?? 20_000;
+    this.#onFallback = options.onFallback;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#random = options.random ?? Math.random;
+  }
+
+  /**
+   * Records the task as revoked on its role, arms its prune lease at `credentialsExpireAt + 5
+   * minutes`, and re-projects the role's policy. Idempotent: a second call keeps the first
+   * `revokedAt`, and neither the entry's `credentialsExpireAt` nor the lease ever move earlier.
+   * @throws InternalError when `credentialsExpireAt` is not a time or an id is empty
+   * @throws UpstreamUnavailableError when DynamoDB or the writer fails, or the role stays locked
+   */
+  async revoke(entry: RevocationEntry): Promise<void> {
+    if (entry.roleArn === "" || entry.taskId === "") {
+      throw new InternalError("a revocation needs a role and a task id");
+    }
+    const ms = Date.parse(entry.credentialsExpireAt);
+    if (Number.isNaN(ms)) throw new InternalError("credentials expiry is not a time");
+    const credentialsExpireAt = new Date(ms).toISOString();
+    // The lease first: an entry must never exist without something that prunes it.
+    await this.#armPruneLease(entry.roleArn, entry.taskId, credentialsExpireAt);
+    await this.#writeEntry({
+      roleArn: entry.roleArn,
+      taskId: entry.taskId,
+      revokedAt: this.#now().toISOString(),
+      credentialsExpireAt,
+    });
+    await this.project(entry.roleArn);
+  }
+
+  /**
+   * Removes the task's entry and re-projects the role's policy. Idempotent. An entry whose
+   * `credentialsExpireAt` has not passed yet is kept (pruning it would let live sessions of a
+   * revoked task work again) and its prune lease is re-armed instead.
+   * @throws UpstreamUnavailableError when DynamoDB or the writer fails, or the role stays locked
+   */
+  async prune(roleArn: string, taskId: string): Promise<boolean> {
+    const now = this.#now().toISOString();
+    try {
+      await this.#client.send(
+        new DeleteCommand({
+          TableName: this.#tableName,
+          Key: revocationKey(roleArn, taskId),
+          ConditionExpression: "attribute_not_exists(pk) OR #expiry <= :now",
+          ExpressionAttributeNames: { "#expiry": "credentialsExpireAt" },
+          ExpressionAttributeValues: { ":now": now },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+    } catch (error) {
+      if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+      // Credentials still live: the lease fired early (clock skew, manual call). Wait again.
+      const expiry = (error as { Item?: Record<string, { S?: string }> }).Item?.credentialsExpireAt?.S;
+      if (expiry !== undefined && !Number.isNaN(Date.parse(expiry))) {
+        await this.#armPruneLease(roleArn, taskId, expiry);
+      }
+      return false;
+    }
+    await this.project(roleArn);
+    return true;
+  }
+
+  /** Task ids revoked on the role (source of truth, strongly consistent), sorted. */
+  async revokedTaskIds(roleArn: string): Promise<string[]> {
+    return (await this.#entries(roleArn)).map((entry) => entry.taskId).sort();
+  }
+
+  /**
+   * Re-projects the role's policy from its entries: puts `jitv-revoked-tasks`, or deletes it
+   * when nothing is left to deny. `revoke` and `prune` call it; call it directly to drop an
+   * expired fallback cutoff or to repair a policy changed outside jitv.
+   * @throws UpstreamUnavailableError when DynamoDB or the writer fails, or the role stays locked
+   */
+  async project(roleArn: string): Promise<void> {
+    for (let round = 1; ; round++) {
+      const owner = randomUUID();
+      await this.#acquire(roleArn, owner);
+      try {
+        await this.#projectLocked(roleArn);
+      } catch (error) {
+        await this.#release(roleArn, owner).catch(() => undefined);
+        throw error;
+      }
+      if (await this.#release(roleArn, owner)) return;
+      if (round >= MAX_LOST_LOCK_ROUNDS) {
+        throw new UpstreamUnavailableError("revocation policy projection kept losing its lock, try again");
+      }
+    }
+  }
+
+  async #projectLocked(roleArn: string): Promise<void> {
+    const now = this.#now();
+    const nowMs = now.getTime();
+    const [entries, storedCutoff] = await Promise.all([this.#entries(roleArn), this.#cutoff(roleArn)]);
+    const live = entries.filter((e) => Date.parse(e.credentialsExpireAt) + PRUNE_GRACE_MS > nowMs);
+
+    const cutoffExpired =
+      storedCutoff !== undefined && !(nowMs < Date.parse(storedCutoff) + CUTOFF_LIFETIME_MS);
+    let cutoff = cutoffExpired ? undefined : storedCutoff;
+    let document = render(live, cutoff);
+    let newCutoff: string | undefined;
+    if (document !== undefined && !fitsBudget(document, this.#budgetChars)) {
+      newCutoff = cutoffAt(now);
+      cutoff = newCutoff;
+      document = render(live, cutoff);
+    }
+
+    if (newCutoff !== undefined) {
+      // Recorded before the policy is written: a failed write is retried with the same cutoff.
+      await this.#putMeta(roleArn, newCutoff);
+      this.#notifyFallback(roleArn, newCutoff);
+    }
+    if (document === undefined) await this.#writer.delete(roleArn, REVOCATION_POLICY_NAME);
+    else await this.#writer.put(roleArn, REVOCATION_POLICY_NAME, document);
+    if (cutoffExpired && newCutoff === undefined) await this.#putMeta(roleArn, undefined);
+  }
+
+  async #acquire(roleArn: string, owner: string): Promise<void> {
+    let waited = 0;
+    for (let attempt = 0; ; attempt++) {
+      const nowMs = this.#now().getTime();
+      try {
+        await this.#client.send(
+          new PutCommand({
+            TableName: this.#tableName,
+            Item: roleLockItem(roleArn, owner, nowMs + this.#lockTtlMs),
+            ConditionExpression: "attribute_not_exists(pk) OR lockExpiresAt < :now",
+            ExpressionAttributeValues: { ":now": nowMs },
+          }),
+        );
+        return;
+      } catch (error) {
+        if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+      }
+      if (waited >= this.#lockWaitMs) {
+        throw new UpstreamUnavailableError("revocation policy of the role is busy, try again");
+      }
+      // Equal jitter: contenders spread out, and every wait counts towards the bound.
+      const ceiling = Math.min(1000, 50 * 2 ** attempt);
+      const delay = Math.ceil(ceiling / 2 + (this.#random() * ceiling) / 2);
+      await this.#sleep(delay);
+      waited += delay;
+    }
+  }
+
+  /** Releases the lock. `false` when another writer took it over meanwhile. */
+  async #release(roleArn: string, owner: string): Promise<boolean> {
+    try {
+      await this.#client.send(
+        new DeleteCommand({
+          TableName: this.#tableName,
+          Key: roleLockKey(roleArn),
+          ConditionExpression: "#owner = :owner",
+          ExpressionAttributeNames: { "#owner": "owner" },
+          ExpressionAttributeValues: { ":owner": owner },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isNamed(error, "ConditionalCheckFailedException")) return false;
+      // The policy is written; an unreleased lock only delays the next writer until it expires.
+      return true;
+    }
+  }
+
+  async #armPruneLease(roleArn: string, taskId: string, credentialsExpireAt: string): Promise<void> {
+    const item = pruneLeaseItem(roleArn, taskId, credentialsExpireAt);
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.#tableName,
+          Item: item,
+          ConditionExpression: "attribute_not_exists(#ttl) OR #ttl < :ttl",
+          ExpressionAttributeNames: { "#ttl": TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ":ttl": item[TTL_ATTRIBUTE] },
+        }),
+      );
+    } catch (error) {
+      // A lease that fires later is already armed.
+      if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+    }
+  }
+
+  async #writeEntry(entry: {
+    roleArn: string;
+    taskId: string;
+    revokedAt: string;
+    credentialsExpireAt: string;
+  }): Promise<void> {
+    const { pk, sk, ...attributes } = revocationItem(entry);
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets = Object.entries(attributes).map(([name, value], i) => {
+      names[`#a${i}`] = name;
+      values[`:a${i}`] = value;
+      return name === "revokedAt" ? `#a${i} = if_not_exists(#a${i}, :a${i})` : `#a${i} = :a${i}`;
+    });
+    names["#expiry"] = "credentialsExpireAt";
+    try {
+      await this.#client.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: { pk, sk },
+          UpdateExpression: `SET ${sets.join(", ")}`,
+          // Both sides are `toISOString` forms, so string order is time order.
+          ConditionExpression: "attribute_not_exists(#expiry) OR #expiry < :expiry",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ...values, ":expiry": entry.credentialsExpireAt },
+        }),
+      );
+    } catch (error) {
+      // The entry exists with the same or a later expiry: already revoked.
+      if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+    }
+  }
+
+  async #entries(roleArn: string): Promise<StoredEntry[]> {
+    const entries: StoredEntry[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    try {
+      do {
+        const page = await this.#client.send(
+          new QueryCommand({
+            TableName: this.#tableName,
+            KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues: { ":pk": rolePk(roleArn), ":prefix": REVOKED_SK_PREFIX },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        );
+        for (const item of page.Items ?? []) {
+          const { taskId, revokedAt, credentialsExpireAt } = item;
+          if (
+            typeof taskId === "string" &&
+            typeof revokedAt === "string" &&
+            typeof credentialsExpireAt === "string"
+          ) {
+            entries.push({ taskId, revokedAt, credentialsExpireAt });
+          }
+        }
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined);
+    } catch (error) {
+      throw unavailable(error);
+    }
+    return entries;
+  }
+
+  async #cutoff(roleArn: string): Promise<string | undefined> {
+    try {
+      const out = await this.#client.send(
+        new GetCommand({ TableName: this.#tableName, Key: roleMetaKey(roleArn), ConsistentRead: true }),
+      );
+      const cutoff = out.Item?.cutoff;
+      return typeof cutoff === "string" ? cutoff : undefined;
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  async #putMeta(roleArn: string, cutoff: string | undefined): Promise<void> {
+    try {
+      await this.#client.send(
+        new PutCommand({ TableName: this.#tableName, Item: roleMetaItem(roleArn, cutoff) }),
+      );
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  #notifyFallback(roleArn: string, cutoff: string): void {
+    try {
+      this.#onFallback?.(roleArn, cutoff);
+    } catch {
+      // Reporting the fallback must not stop the revocation.
+    }
+  }
+}
+
+/** The policy for the live entries: with a cutoff, only tasks revoked at or after it are listed. */
+function render(live: readonly StoredEntry[], cutoff: string | undefined): string | undefined {
+  if (cutoff === undefined) return renderRevocationPolicy({ taskIds: live.map((e) => e.taskId) });
+  const cutoffMs = Date.parse(cutoff);
+  return renderRevocationPolicy({
+    taskIds: live.filter((e) => !(Date.parse(e.revokedAt) < cutoffMs)).map((e) => e.taskId),
+    issuedBefore: cutoff,
+  });
+}
+
+/** The fallback cutoff for `now`: rounded up to the second, in IAM's `yyyy-MM-ddTHH:mm:ssZ` form. */
+function cutoffAt(now: Date): string {
+  return new Date(Math.ceil(now.getTime() / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/** Wraps an SDK failure without repeating its message (which may quote request data). */
+function unavailable(error: unknown): JitvError {
+  if (error instanceof JitvError) return error;
+  return new UpstreamUnavailableError("revocation store unavailable", { cause: error });
+}
+
+// By name, not `instanceof`: the document client may load its own copy of client-dynamodb.
+function isNamed(error: unknown, name: string): boolean {
+  return error instanceof Error && error.name === name;
+}

@@ -1,0 +1,41 @@
+/**
+ * Port: per-task revocation on target roles (CONTRACT.md section 6). The source of truth
+ * is one entry per revoked task per role in DynamoDB; adapters project the entries of a
+ * role into one inline policy (`jitv-revoked-tasks`) on that role, so sessions already
+ * issued for those tasks stop working.
+ */
+export interface RevocationStore {
+  /**
+   * Records the task as revoked on its role and re-projects the role's deny policy.
+   * Idempotent. Schedules the entry's pruning (a TTL prune lease) at
+   * `lastCredentialExpiry + 5 minutes` (or `expiresAt + 5 minutes` when no credential was issued).
+   */
+  revoke(entry: RevocationEntry): Promise<void>;
+  /**
+   * Removes the entry once every credential of the task has expired, and re-projects.
+   * Idempotent. Returns `false` (and re-arms the prune lease) when credentials still live.
+   */
+  prune(roleArn: string, taskId: string): Promise<boolean>;
+  /** Task ids currently revoked on the role (source of truth). */
+  revokedTaskIds(roleArn: string): Promise<string[]>;
+}
+
+export interface RevocationEntry {
+  readonly roleArn: string;
+  readonly taskId: string;
+  /** RFC 3339: latest `Expiration` of any credential of the task; pruning waits for it. */
+  readonly credentialsExpireAt: string;
+}
+
+/**
+ * Port: the role's inline policies, as IAM has them (IAM adapter) or as the sandbox
+ * keeps them (DynamoDB adapter). Documents are JSON strings.
+ */
+export interface RolePolicyWriter {
+  get(roleArn: string, policyName: string): Promise<string | undefined>;
+  put(roleArn: string, policyName: string, document: string): Promise<void>;
+  delete(roleArn: string, policyName: string): Promise<void>;
+}
+
+/** Name of the inline deny policy jitv keeps on each target role. */
+export const REVOCATION_POLICY_NAME = "jitv-revoked-tasks";

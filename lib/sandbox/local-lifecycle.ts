@@ -1,0 +1,163 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Task, TaskOutcome } from "../domain/task.js";
+import {
+  LIFECYCLE_STATES,
+  type LifecycleStarter,
+  lifecycleInput,
+  type TaskLifecycle,
+  type TaskTokenSender,
+} from "../tasks/lifecycle.js";
+
+// aws-local-stepfunctions 3 uses Promise.withResolvers, which Node 20 lacks. Sandbox only:
+// the Lambdas never load this module.
+type Resolvers = { promise: Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+const P = Promise as unknown as { withResolvers?: () => Resolvers };
+if (!P.withResolvers) {
+  P.withResolvers = () => {
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    return { promise, resolve, reject };
+  };
+}
+
+export const LIFECYCLE_ASL_PATH = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "infra",
+  "state-machines",
+  "task-lifecycle.asl.json",
+);
+
+/** The ASL with each `${…FunctionArn}` replaced by a sandbox ARN (the local engine validates ARNs). */
+export function sandboxDefinition(): unknown {
+  let text = readFileSync(LIFECYCLE_ASL_PATH, "utf8");
+  for (const { substitution } of Object.values(LIFECYCLE_STATES)) {
+    text = text.replaceAll(
+      `\${${substitution}}`,
+      `arn:aws:lambda:us-east-1:000000000000:function:jitv-sandbox-${substitution}`,
+    );
+  }
+  return JSON.parse(text);
+}
+
+type StateMachineCtor = typeof import("aws-local-stepfunctions").StateMachine;
+type Execution = { abort: () => void; result: Promise<unknown> };
+
+/**
+ * Runs the lifecycle state machine in-process with `aws-local-stepfunctions`, from the same
+ * ASL file as the deployed Step Functions state machine. Each Lambda state runs the same
+ * {@link TaskLifecycle} step the deployed function runs. Also the sandbox's
+ * {@link TaskTokenSender}: a task token resolves the waiting state, like `SendTaskSuccess`.
+ */
+export class LocalLifecycleRunner implements LifecycleStarter, TaskTokenSender {
+  readonly #steps: () => TaskLifecycle;
+  readonly #now: () => Date;
+  readonly #onError: (taskId: string, error: unknown) => void;
+  readonly #timeoutSeconds: number | undefined;
+  readonly #executions = new Map<string, Execution>();
+  readonly #waiting = new Map<string, (output: { outcome: TaskOutcome }) => void>();
+  #machine?: InstanceType<StateMachineCtor>;
+
+  constructor(props: {
+    steps: () => TaskLifecycle;
+    now?: () => Date;
+    onError?: (taskId: string, error: unknown) => void;
+    /**
+     * Test seam: wait this many seconds instead of until the task's deadline, so a test can
+     * watch the state machine's own expiry path without waiting 15 minutes. Everything else
+     * (the ASL, the engine's States.Timeout, the steps) is unchanged.
+     */
+    timeoutSeconds?: number;
+  }) {
+    this.#steps = props.steps;
+    this.#now = props.now ?? (() => new Date());
+    this.#onError = props.onError ?? (() => undefined);
+    this.#timeoutSeconds = props.timeoutSeconds;
+  }
+
+  async start(task: Pick<Task, "taskId" | "expiresAt">): Promise<void> {
+    if (this.#executions.has(task.taskId)) return; // execution name = task id
+    const machine = await this.#stateMachine();
+    const token = randomUUID();
+    const steps = this.#steps();
+    const payload = (input: unknown) => (input as { Payload: Record<string, unknown> }).Payload;
+    const input = lifecycleInput(task, this.#now());
+    const timeoutSeconds = this.#timeoutSeconds ?? input.timeoutSeconds;
+    const execution = machine.run({ ...input, timeoutSeconds } as never, {
+      context: { Task: { Token: token } } as never,
+      overrides: {
+        taskResourceLocalHandlers: {
+          WaitForTaskEnd: async (input) => {
+            const ended = new Promise<{ outcome: TaskOutcome }>((resolve) =>
+              this.#waiting.set(token, resolve),
+            );
+            const { taskId } = payload(input) as { taskId: string };
+            await steps.registerToken({ taskId, taskToken: token });
+            return ended;
+          },
+          Revoke: async (input) => {
+            await steps.revoke(payload(input) as { taskId: string; outcome: TaskOutcome });
+            return {};
+          },
+          RotateSecrets: async (input) => {
+            await steps.rotateSecrets(payload(input) as { taskId: string });
+            return {};
+          },
+          CloseTask: async (input) => {
+            await steps.close(payload(input) as { taskId: string });
+            return {};
+          },
+          LifecycleFailed: async (input) => {
+            await steps.lifecycleFailed(payload(input) as { taskId: string; error?: string });
+            return {};
+          },
+        },
+        // Same retry counts as in AWS, without the multi-second pauses.
+        retryIntervalOverrides: { Revoke: 20, RotateSecrets: 20, CloseTask: 20, LifecycleFailed: 20 },
+      },
+      noThrowOnAbort: true,
+    });
+    const result = execution.result.catch((error: unknown) => this.#onError(task.taskId, error));
+    this.#executions.set(task.taskId, { abort: execution.abort, result });
+    void result.finally(() => this.#waiting.delete(token));
+  }
+
+  async sendSuccess(taskToken: string, output: { outcome: TaskOutcome }): Promise<void> {
+    const resolve = this.#waiting.get(taskToken);
+    this.#waiting.delete(taskToken);
+    resolve?.(output); // an unknown or spent token is ignored, like TaskTimedOut in AWS
+  }
+
+  /** The running or finished execution of a task (tests and the sandbox's shutdown). */
+  execution(taskId: string): Promise<unknown> | undefined {
+    return this.#executions.get(taskId)?.result;
+  }
+
+  /** Stops one execution, as if it had been deleted or failed in AWS (the TTL backstop remains). */
+  abort(taskId: string): void {
+    this.#executions.get(taskId)?.abort();
+  }
+
+  close(): void {
+    for (const execution of this.#executions.values()) execution.abort();
+    this.#waiting.clear();
+  }
+
+  async #stateMachine() {
+    if (!this.#machine) {
+      const { StateMachine } = await import("aws-local-stepfunctions");
+      this.#machine = new StateMachine(sandboxDefinition() as never, {
+        validationOptions: { checkArn: true },
+      });
+    }
+    return this.#machine;
+  }
+}

@@ -1,0 +1,95 @@
+import { SendTaskSuccessCommand, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { UpstreamUnavailableError } from "../domain/errors.js";
+import type { Task, TaskOutcome } from "../domain/task.js";
+import { type LifecycleStarter, lifecycleInput, type TaskTokenSender } from "./lifecycle.js";
+
+const RETRYABLE = new Set([
+  "ThrottlingException",
+  "Throttling",
+  "TooManyRequestsException",
+  "ServiceUnavailable",
+]);
+
+interface RetryOptions {
+  readonly maxAttempts?: number;
+  readonly baseDelayMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+async function withRetries<T>(options: RetryOptions, call: () => Promise<T>): Promise<T> {
+  const maxAttempts = options.maxAttempts ?? 4;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const name = err instanceof Error ? err.name : "";
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
+      if (attempt >= maxAttempts || !(RETRYABLE.has(name) || status >= 500)) throw err;
+      await sleep(Math.random() * (options.baseDelayMs ?? 100) * 2 ** attempt);
+    }
+  }
+}
+
+/**
+ * Starts one Standard execution per task, named by the task id: Step Functions refuses a
+ * second execution of the same name, so a retried start never doubles the lifecycle.
+ */
+export class SfnLifecycleStarter implements LifecycleStarter {
+  readonly #client: SFNClient;
+  readonly #stateMachineArn: string;
+  readonly #now: () => Date;
+  readonly #retry: RetryOptions;
+
+  constructor(props: { client: SFNClient; stateMachineArn: string; now?: () => Date } & RetryOptions) {
+    this.#client = props.client;
+    this.#stateMachineArn = props.stateMachineArn;
+    this.#now = props.now ?? (() => new Date());
+    this.#retry = props;
+  }
+
+  async start(task: Pick<Task, "taskId" | "expiresAt">): Promise<void> {
+    try {
+      await withRetries(this.#retry, () =>
+        this.#client.send(
+          new StartExecutionCommand({
+            stateMachineArn: this.#stateMachineArn,
+            name: task.taskId,
+            input: JSON.stringify(lifecycleInput(task, this.#now())),
+          }),
+        ),
+      );
+    } catch (err) {
+      if (err instanceof Error && err.name === "ExecutionAlreadyExists") return;
+      throw new UpstreamUnavailableError("could not start the task's lifecycle", { cause: errorName(err) });
+    }
+  }
+}
+
+/** Hands the outcome to the waiting execution; a token that is already spent is not an error. */
+export class SfnTaskTokenSender implements TaskTokenSender {
+  readonly #client: SFNClient;
+  readonly #retry: RetryOptions;
+
+  constructor(props: { client: SFNClient } & RetryOptions) {
+    this.#client = props.client;
+    this.#retry = props;
+  }
+
+  async sendSuccess(taskToken: string, output: { outcome: TaskOutcome }): Promise<void> {
+    try {
+      await withRetries(this.#retry, () =>
+        this.#client.send(new SendTaskSuccessCommand({ taskToken, output: JSON.stringify(output) })),
+      );
+    } catch (err) {
+      // The execution already moved on (the other end path, or the deadline) or is gone.
+      if (err instanceof Error && ["TaskTimedOut", "TaskDoesNotExist"].includes(err.name)) return;
+      throw new UpstreamUnavailableError("could not signal the task's lifecycle", { cause: errorName(err) });
+    }
+  }
+}
+
+/** Only the error's name travels on: Step Functions messages can quote the task token. */
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : "unknown";
+}

@@ -1,0 +1,292 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
+import { SANDBOX_TABLE, type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
+import { leaseKey, pruneLeaseKey, revocationKey } from "../../../lib/tasks/table.js";
+
+// The lifecycle end to end in the sandbox: DynamoDB Local (real TTL and stream), the real
+// ASL run by aws-local-stepfunctions, the real local issuer, the HTTP API.
+
+const root = resolve(import.meta.dirname, "../../..");
+const DB_ROLE = "arn:aws:iam::123456789012:role/jitv/db-maintainer";
+const SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jitv-demo/reporting-db-a1B2c3";
+
+function sandboxTemplates(dir: string, issuerPort: number): string {
+  const out = join(dir, "templates");
+  mkdirSync(out);
+  for (const file of ["db-maintenance.json", "s3-reports-read.json"]) {
+    const text = readFileSync(join(root, "examples", "templates", file), "utf8");
+    writeFileSync(join(out, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
+  }
+  return out;
+}
+
+async function start(options: { lifecycleTimeoutSeconds?: number } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "jitv-lifecycle-"));
+  // Reserve the issuer port first: the example templates name the issuer by URL.
+  const { createServer } = await import("node:net");
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+  const issuerPort = (probe.address() as { port: number }).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  return startSandbox({
+    port: 0,
+    issuerPort,
+    templatesDir: sandboxTemplates(dir, issuerPort),
+    rolesDir: join(root, "examples", "roles"),
+    stateFile: join(dir, "state.json"),
+    ...options,
+  });
+}
+
+class Client {
+  constructor(readonly sandbox: Sandbox) {}
+
+  token(name: string): Promise<string> {
+    const client = this.sandbox.state.clients[name];
+    if (!client) throw new Error(`no sandbox client ${name}`);
+    return fetchClientCredentialsToken({
+      tokenEndpoint: client.tokenEndpoint,
+      clientId: name,
+      clientSecret: client.secret,
+    });
+  }
+
+  async call(method: string, path: string, options: { as?: string; body?: unknown } = {}) {
+    const res = await fetch(`${this.sandbox.apiUrl}${path}`, {
+      method,
+      headers: {
+        ...(options.as ? { authorization: `Bearer ${await this.token(options.as)}` } : {}),
+        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
+    return { status: res.status, json: (await res.json()) as any };
+  }
+
+  vend(template: string, body: Record<string, unknown> = {}) {
+    return this.call("POST", "/v1/tasks", { as: "demo-agent", body: { template, ...body } });
+  }
+
+  simulate(taskId: string, action: string, resource: string) {
+    return this.call("POST", "/v1/sandbox/simulate", {
+      as: "demo-agent",
+      body: { taskId, action, resource },
+    });
+  }
+
+  async secretVersion(): Promise<string> {
+    const res = await this.call("GET", `/v1/sandbox/secrets/${encodeURIComponent("jitv-demo/reporting-db")}`);
+    expect(res.status).toBe(200);
+    return res.json.versionId;
+  }
+
+  async status(taskId: string): Promise<string> {
+    return (await this.call("GET", `/v1/tasks/${taskId}`, { as: "demo-agent" })).json.status;
+  }
+
+  async task(taskId: string) {
+    return this.sandbox.core.tasks.get(taskId);
+  }
+}
+
+describe("a task's lifecycle in the sandbox", () => {
+  let sandbox: Sandbox;
+  let c: Client;
+  beforeAll(async () => {
+    sandbox = await start();
+    c = new Client(sandbox);
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
+
+  it("vend → allowed → complete → denied by revocation, secret rotated, task completed and closed", async () => {
+    const vended = await c.vend("db-maintenance", { purpose: "vacuum" });
+    expect(vended.status).toBe(201);
+    const { taskId } = vended.json;
+    const before = await c.secretVersion();
+
+    const allowed = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    expect(allowed.json).toMatchObject({ allowed: true, decision: "Allowed" });
+    const outside = await c.simulate(taskId, "secretsmanager:DeleteSecret", SECRET);
+    expect(outside.json).toMatchObject({ allowed: false, decision: "ImplicitlyDenied" });
+
+    const done = await c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" });
+    expect(done).toEqual({ status: 200, json: { taskId, status: "completed" } });
+    await sandbox.runner.execution(taskId);
+
+    const denied = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    expect(denied.json).toMatchObject({ allowed: false, decision: "ExplicitlyDenied" });
+    expect(denied.json.reason).toContain("jitv-revoked-tasks");
+    expect(await c.secretVersion()).not.toBe(before);
+    expect(await c.status(taskId)).toBe("completed");
+    expect(await c.task(taskId)).toMatchObject({
+      revokedAt: expect.any(String),
+      secretsRotatedAt: expect.any(String),
+      closedAt: expect.any(String),
+    });
+
+    // A task that is not active never yields credentials again.
+    const refresh = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
+    expect(refresh.status).toBe(409);
+    expect(refresh.json.error.code).toBe("conflict");
+    const again = await c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" });
+    expect(again.status).toBe(409);
+  });
+
+  it("refreshes an active task's credentials, never past its deadline", async () => {
+    const vended = await c.vend("s3-reports-read", { ttlSeconds: 900 });
+    const { taskId, expiresAt } = vended.json;
+    const refresh = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
+    expect(refresh.status).toBe(200);
+    expect(refresh.json.credentials.AccessKeyId).toMatch(/^JITVSANDBOX/);
+    expect(Date.parse(refresh.json.credentials.Expiration)).toBeLessThanOrEqual(Date.parse(expiresAt));
+    expect((await c.task(taskId))?.issuedCount).toBe(2);
+    // Another agent cannot refresh or complete it.
+    const other = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "ci-agent" });
+    expect(other.status).toBe(404);
+  });
+
+  it("lets an admin revoke a task with a reason; the agent cannot", async () => {
+    const { taskId } = (await c.vend("s3-reports-read")).json;
+    const notAdmin = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+      as: "demo-agent",
+      body: { reason: "x" },
+    });
+    expect(notAdmin.status).toBe(403);
+    const noReason = await c.call("POST", `/v1/tasks/${taskId}/revoke`, { as: "admin", body: {} });
+    expect(noReason.status).toBe(400);
+    const revoked = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+      as: "admin",
+      body: { reason: "suspicious activity" },
+    });
+    expect(revoked).toEqual({ status: 200, json: { taskId, status: "revoked" } });
+    await sandbox.runner.execution(taskId);
+    const denied = await c.simulate(taskId, "s3:GetObject", "arn:aws:s3:::jitv-demo-reports/q3.csv");
+    expect(denied.json.decision).toBe("ExplicitlyDenied");
+    expect((await c.call("GET", `/v1/tasks/${taskId}`, { as: "admin" })).json).toMatchObject({
+      status: "revoked",
+      reason: "suspicious activity",
+    });
+    const twice = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+      as: "admin",
+      body: { reason: "again" },
+    });
+    expect(twice.status).toBe(409);
+  });
+
+  it("loses no revocation when 20 tasks of one role complete at once", async () => {
+    const tasks = await Promise.all(Array.from({ length: 20 }, () => c.vend("s3-reports-read")));
+    const ids = tasks.map((t) => t.json.taskId as string);
+    const results = await Promise.all(
+      ids.map((id) => c.call("POST", `/v1/tasks/${id}/complete`, { as: "demo-agent" })),
+    );
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    await Promise.all(ids.map((id) => sandbox.runner.execution(id)));
+    const policy = JSON.parse(
+      (await sandbox.writer.get(
+        "arn:aws:iam::123456789012:role/jitv/reports-reader",
+        "jitv-revoked-tasks",
+      )) ?? "{}",
+    );
+    const listed = policy.Statement[0].Condition.StringEquals["aws:PrincipalTag/jitv:task"];
+    expect(listed).toEqual(expect.arrayContaining(ids));
+  });
+});
+
+describe("expiry", () => {
+  let sandbox: Sandbox;
+  let c: Client;
+  beforeAll(async () => {
+    sandbox = await start({ lifecycleTimeoutSeconds: 1 });
+    c = new Client(sandbox);
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
+
+  it("a task nobody completes is expired and revoked by the state machine at its deadline", async () => {
+    const { taskId } = (await c.vend("db-maintenance", { ttlSeconds: 900 })).json;
+    const before = await c.secretVersion();
+    await sandbox.runner.execution(taskId); // the execution's deadline (1 s here) passes
+    const task = await c.task(taskId);
+    expect(task).toMatchObject({
+      status: "expired",
+      revokedAt: expect.any(String),
+      closedAt: expect.any(String),
+    });
+    const denied = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    expect(denied.json.decision).toBe("ExplicitlyDenied");
+    expect(await c.secretVersion()).not.toBe(before);
+  });
+});
+
+describe("the TTL backstop", () => {
+  let sandbox: Sandbox;
+  let c: Client;
+  beforeAll(async () => {
+    sandbox = await start();
+    c = new Client(sandbox);
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
+
+  // Time passes: an item's TTL moves into the past, as it would at its deadline.
+  const expireNow = (key: { pk: string; sk: string }) =>
+    sandbox.doc.send(
+      new UpdateCommand({
+        TableName: SANDBOX_TABLE,
+        Key: key,
+        UpdateExpression: "SET ttlEpoch = :past",
+        ExpressionAttributeValues: { ":past": Math.floor(Date.now() / 1000) - 5 },
+      }),
+    );
+
+  it("revokes and rotates through DynamoDB TTL and its stream when the state machine is gone; pruning follows", {
+    timeout: 150_000,
+  }, async () => {
+    const { taskId } = (await c.vend("db-maintenance")).json;
+    const before = await c.secretVersion();
+    sandbox.runner.abort(taskId); // the execution is gone: only the lease remains
+    await sandbox.runner.execution(taskId);
+    expect((await c.task(taskId))?.revokedAt).toBeUndefined();
+
+    // The lease reaches its deadline, DynamoDB Local's TTL deletes it, the stream carries
+    // the REMOVE made by the TTL service principal, the backstop runs.
+    await expireNow(leaseKey(taskId));
+    await expect
+      .poll(async () => (await c.task(taskId))?.closedAt, { timeout: 60_000, interval: 500 })
+      .toEqual(expect.any(String));
+    expect(await c.task(taskId)).toMatchObject({ status: "expired", revokedAt: expect.any(String) });
+    expect(await c.secretVersion()).not.toBe(before);
+    const denied = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    expect(denied.json.decision).toBe("ExplicitlyDenied");
+
+    // 20 minutes later every credential of the task has expired: the prune lease fires and
+    // the entry goes. (Time passes by moving the recorded expiry and the lease's TTL back.)
+    const pruneKey = pruneLeaseKey(DB_ROLE, taskId);
+    const pruneLease = await sandbox.doc.send(new GetCommand({ TableName: SANDBOX_TABLE, Key: pruneKey }));
+    expect(pruneLease.Item).toMatchObject({ type: "lease", leaseKind: "prune", taskId });
+    await sandbox.doc.send(
+      new UpdateCommand({
+        TableName: SANDBOX_TABLE,
+        Key: revocationKey(DB_ROLE, taskId),
+        UpdateExpression: "SET credentialsExpireAt = :past",
+        ExpressionAttributeValues: { ":past": new Date(Date.now() - 60_000).toISOString() },
+      }),
+    );
+    await expireNow(pruneKey);
+    await expect
+      .poll(async () => sandbox.writer.get(DB_ROLE, "jitv-revoked-tasks"), {
+        timeout: 60_000,
+        interval: 500,
+      })
+      .toBeUndefined();
+  });
+});
