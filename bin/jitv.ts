@@ -9,10 +9,12 @@ Agents:
             [--subject-token TOKEN] [--idempotency-key KEY] [--token TOKEN] [--api URL]
   jitv credential-process --template NAME --token-command CMD [--param k=v]... [--api URL]
                                                for AWS config: credential_process = jitv credential-process …
-  jitv task get TASK_ID [--token TOKEN] [--api URL]
+  jitv task get|refresh|complete TASK_ID [--token TOKEN] [--api URL]
+  jitv simulate TASK_ID ACTION RESOURCE_ARN    sandbox: would these credentials be allowed now?
 
 Security teams:
   jitv templates lint FILE...                  validate templates without storing them
+  jitv task revoke TASK_ID --reason TEXT       with an admin token
 
 The token defaults to $JITV_TOKEN, the API to $JITV_API or http://127.0.0.1:8787.
 `;
@@ -27,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
     case "vend":
     case "credential-process":
     case "task":
+    case "simulate":
       return (await import("../lib/cli/agent.js")).agentCommand(command, rest);
     case "templates":
       return (await import("../lib/cli/templates.js")).templatesCommand(rest);

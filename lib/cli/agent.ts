@@ -4,7 +4,7 @@ import { parseArgs, promisify } from "node:util";
 
 const DEFAULT_API = "http://127.0.0.1:8787";
 
-/** `jitv vend`, `jitv credential-process`, `jitv task get`: the agent side of the API. */
+/** `jitv vend`, `credential-process`, `task …` and `simulate`: the agent side of the API. */
 export async function agentCommand(command: string, argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -20,6 +20,7 @@ export async function agentCommand(command: string, argv: string[]): Promise<num
       "token-file": { type: "string" },
       "token-command": { type: "string" },
       api: { type: "string" },
+      reason: { type: "string" },
     },
   });
   const api = (values.api ?? process.env.JITV_API ?? DEFAULT_API).replace(/\/+$/, "");
@@ -27,10 +28,24 @@ export async function agentCommand(command: string, argv: string[]): Promise<num
 
   if (command === "task") {
     const [sub, taskId] = positionals;
-    if (sub !== "get" || !taskId) throw new Error("usage: jitv task get TASK_ID");
-    const res = await call(`${api}/v1/tasks/${encodeURIComponent(taskId)}`, { token });
-    process.stdout.write(`${JSON.stringify(res.body, null, 2)}\n`);
-    return res.ok ? 0 : 1;
+    const path = taskId ? `${api}/v1/tasks/${encodeURIComponent(taskId)}` : "";
+    const routes: Record<string, () => Promise<Awaited<ReturnType<typeof call>>>> = {
+      get: () => call(path, { token }),
+      refresh: () => call(`${path}/credentials`, { token, method: "POST" }),
+      complete: () => call(`${path}/complete`, { token, method: "POST" }),
+      revoke: () => call(`${path}/revoke`, { token, method: "POST", body: { reason: values.reason ?? "" } }),
+    };
+    const run = sub ? routes[sub] : undefined;
+    if (!run || !taskId)
+      throw new Error("usage: jitv task get|refresh|complete|revoke TASK_ID [--reason TEXT]");
+    return print(await run());
+  }
+  if (command === "simulate") {
+    const [taskId, action, resource] = positionals;
+    if (!taskId || !action || !resource) throw new Error("usage: jitv simulate TASK_ID ACTION RESOURCE_ARN");
+    return print(
+      await call(`${api}/v1/sandbox/simulate`, { token, method: "POST", body: { taskId, action, resource } }),
+    );
   }
 
   if (!values.template) throw new Error("--template is required");
@@ -72,6 +87,10 @@ export async function agentCommand(command: string, argv: string[]): Promise<num
     );
     return 0;
   }
+  return print(res);
+}
+
+function print(res: { ok: boolean; body: unknown }): number {
   process.stdout.write(`${JSON.stringify(res.body, null, 2)}\n`);
   return res.ok ? 0 : 1;
 }

@@ -200,6 +200,33 @@ describe("npm start as a new user runs it", () => {
       Expiration: expect.any(String),
     });
 
+    // The README's lifecycle walk-through: allowed, complete, denied, secret rotated.
+    const agentEnv = { ...env, JITV_TOKEN: token.trim(), JITV_API: `http://127.0.0.1:${apiPort}` };
+    const jitv = async (...args: string[]) =>
+      JSON.parse((await run(process.execPath, [cli, ...args], { env: agentEnv })).stdout);
+    const secretVersion = async () => {
+      const res = await fetch(`http://127.0.0.1:${apiPort}/v1/sandbox/secrets/jitv-demo%2Freporting-db`);
+      return ((await res.json()) as { versionId: string }).versionId;
+    };
+    const { stdout: fresh } = await run(process.execPath, [cli, "token", "--agent", "demo-agent"], { env });
+    agentEnv.JITV_TOKEN = fresh.trim(); // a token's jti vends once
+    const db = await jitv("vend", "--template", "db-maintenance", "--purpose", "rotate me");
+    const secretArn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jitv-demo/reporting-db-a1B2c3";
+    expect(await jitv("simulate", db.taskId, "secretsmanager:GetSecretValue", secretArn)).toMatchObject({
+      allowed: true,
+    });
+    const versionBefore = await secretVersion();
+    expect(await jitv("task", "complete", db.taskId)).toEqual({ taskId: db.taskId, status: "completed" });
+    await expect
+      .poll(
+        async () => (await jitv("simulate", db.taskId, "secretsmanager:GetSecretValue", secretArn)).decision,
+        {
+          timeout: 10_000,
+        },
+      )
+      .toBe("ExplicitlyDenied");
+    await expect.poll(secretVersion, { timeout: 10_000 }).not.toBe(versionBefore);
+
     const exited = new Promise<number | null>((r) => child?.once("exit", (code) => r(code)));
     child.kill("SIGINT");
     expect(await exited).toBe(0);
