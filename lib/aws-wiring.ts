@@ -11,7 +11,7 @@ import { composeLifecycle } from "./compose.js";
 import { ENV, requireEnv } from "./config.js";
 import { IamRolePolicyWriter } from "./revocation/iam-role-policy-writer.js";
 import { SecretsManagerRotator } from "./secrets/secrets-manager-rotator.js";
-import type { TaskLifecycle } from "./tasks/lifecycle.js";
+import type { LIFECYCLE_STATES, TaskLifecycle } from "./tasks/lifecycle.js";
 import { SfnTaskTokenSender } from "./tasks/sfn-lifecycle.js";
 
 /** The DynamoDB document client every function uses (undefined attributes dropped). */
@@ -39,7 +39,7 @@ export function awsLifecycle(service: string) {
 }
 
 type Steps = TaskLifecycle;
-type StepName = "registerToken" | "revoke" | "rotateSecrets" | "close" | "lifecycleFailed";
+type StepName = (typeof LIFECYCLE_STATES)[keyof typeof LIFECYCLE_STATES]["step"];
 
 /**
  * A Lambda handler (middy) running one lifecycle step with the state's `Payload`; used by

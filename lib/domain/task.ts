@@ -59,6 +59,12 @@ export interface Task {
   readonly issuedCount: number;
   /** The lifecycle execution's task token (a capability: never logged, never shown). */
   readonly taskToken?: string;
+  /** The lifecycle's approval-wait task token (same care as `taskToken`). */
+  readonly approvalToken?: string;
+  /** Requested life in seconds; for a task awaiting approval it starts at approval. */
+  readonly ttlSeconds?: number;
+  /** Distinct approvers so far (`issuer|id`). */
+  readonly approvals?: readonly string[];
   /** When the task's sessions were denied on its role. */
   readonly revokedAt?: string;
   /** When the template's secrets were rotated after the task ended. */

@@ -2,9 +2,10 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Task, TaskOutcome } from "../domain/task.js";
+import type { Task } from "../domain/task.js";
 import {
   LIFECYCLE_STATES,
+  type LifecycleSignal,
   type LifecycleStarter,
   lifecycleInput,
   type TaskLifecycle,
@@ -48,6 +49,9 @@ export function sandboxDefinition(): unknown {
   return JSON.parse(text);
 }
 
+/** The states that wait for a task token (`.waitForTaskToken` in the ASL). */
+const WAITING_STATES = new Set(["WaitForApproval", "WaitForTaskEnd"]);
+
 type StateMachineCtor = typeof import("aws-local-stepfunctions").StateMachine;
 type Execution = { abort: () => void; result: Promise<unknown> };
 
@@ -63,7 +67,7 @@ export class LocalLifecycleRunner implements LifecycleStarter, TaskTokenSender {
   readonly #onError: (taskId: string, error: unknown) => void;
   readonly #timeoutSeconds: number | undefined;
   readonly #executions = new Map<string, Execution>();
-  readonly #waiting = new Map<string, (output: { outcome: TaskOutcome }) => void>();
+  readonly #waiting = new Map<string, (output: LifecycleSignal) => void>();
   #machine?: InstanceType<StateMachineCtor>;
 
   constructor(props: {
@@ -83,45 +87,36 @@ export class LocalLifecycleRunner implements LifecycleStarter, TaskTokenSender {
     this.#timeoutSeconds = props.timeoutSeconds;
   }
 
-  async start(task: Pick<Task, "taskId" | "expiresAt">): Promise<void> {
+  async start(task: Pick<Task, "taskId" | "expiresAt" | "status">): Promise<void> {
     if (this.#executions.has(task.taskId)) return; // execution name = task id
     const machine = await this.#stateMachine();
     const token = randomUUID();
     const steps = this.#steps();
-    const payload = (input: unknown) => (input as { Payload: Record<string, unknown> }).Payload;
+    const handlers: Record<string, (input: unknown) => Promise<never>> = {};
+    for (const [state, { step }] of Object.entries(LIFECYCLE_STATES)) {
+      const run = steps[step].bind(steps) as (payload: unknown) => Promise<void>;
+      const payload = (input: unknown) => (input as { Payload: { taskId: string } }).Payload;
+      handlers[state] = WAITING_STATES.has(state)
+        ? // A waitForTaskToken state: register the token, then wait for sendSuccess (or the timeout).
+          async (input) => {
+            const signalled = new Promise<never>((resolve) => this.#waiting.set(token, resolve as never));
+            await run({ taskId: payload(input).taskId, taskToken: token });
+            return signalled;
+          }
+        : async (input) => {
+            await run(payload(input));
+            return {} as never;
+          };
+    }
     const input = lifecycleInput(task, this.#now());
     const timeoutSeconds = this.#timeoutSeconds ?? input.timeoutSeconds;
-    const execution = machine.run({ ...input, timeoutSeconds } as never, {
+    const approvalTimeoutSeconds = this.#timeoutSeconds ?? input.approvalTimeoutSeconds;
+    const execution = machine.run({ ...input, timeoutSeconds, approvalTimeoutSeconds } as never, {
       context: { Task: { Token: token } } as never,
       overrides: {
-        taskResourceLocalHandlers: {
-          WaitForTaskEnd: async (input) => {
-            const ended = new Promise<{ outcome: TaskOutcome }>((resolve) =>
-              this.#waiting.set(token, resolve),
-            );
-            const { taskId } = payload(input) as { taskId: string };
-            await steps.registerToken({ taskId, taskToken: token });
-            return ended;
-          },
-          Revoke: async (input) => {
-            await steps.revoke(payload(input) as { taskId: string; outcome: TaskOutcome });
-            return {};
-          },
-          RotateSecrets: async (input) => {
-            await steps.rotateSecrets(payload(input) as { taskId: string });
-            return {};
-          },
-          CloseTask: async (input) => {
-            await steps.close(payload(input) as { taskId: string });
-            return {};
-          },
-          LifecycleFailed: async (input) => {
-            await steps.lifecycleFailed(payload(input) as { taskId: string; error?: string });
-            return {};
-          },
-        },
+        taskResourceLocalHandlers: handlers,
         // Same retry counts as in AWS, without the multi-second pauses.
-        retryIntervalOverrides: { Revoke: 20, RotateSecrets: 20, CloseTask: 20, LifecycleFailed: 20 },
+        retryIntervalOverrides: Object.fromEntries(Object.keys(LIFECYCLE_STATES).map((state) => [state, 20])),
       },
       noThrowOnAbort: true,
     });
@@ -130,7 +125,7 @@ export class LocalLifecycleRunner implements LifecycleStarter, TaskTokenSender {
     void result.finally(() => this.#waiting.delete(token));
   }
 
-  async sendSuccess(taskToken: string, output: { outcome: TaskOutcome }): Promise<void> {
+  async sendSuccess(taskToken: string, output: LifecycleSignal): Promise<void> {
     const resolve = this.#waiting.get(taskToken);
     this.#waiting.delete(taskToken);
     resolve?.(output); // an unknown or spent token is ignored, like TaskTimedOut in AWS

@@ -12,12 +12,18 @@ import type { TaskRepository, TemplateStore } from "./repository.js";
  * in the sandbox.
  */
 export interface LifecycleStarter {
-  start(task: Pick<Task, "taskId" | "expiresAt">): Promise<void>;
+  start(task: Pick<Task, "taskId" | "expiresAt" | "status">): Promise<void>;
 }
 
-/** Port: hands the outcome back to a waiting lifecycle execution (`SendTaskSuccess`). */
+/** What a waiting state is told: how the task ended, or the approval decision. */
+export type LifecycleSignal =
+  | { readonly outcome: TaskOutcome }
+  | { readonly decision: "approved"; readonly timeoutSeconds: number }
+  | { readonly decision: "denied" };
+
+/** Port: hands a signal back to a waiting lifecycle execution (`SendTaskSuccess`). */
 export interface TaskTokenSender {
-  sendSuccess(taskToken: string, output: { outcome: TaskOutcome }): Promise<void>;
+  sendSuccess(taskToken: string, output: LifecycleSignal): Promise<void>;
 }
 
 /**
@@ -26,6 +32,8 @@ export interface TaskTokenSender {
  * The CDK stack substitutes the functions' ARNs; the sandbox maps each state to the step.
  */
 export const LIFECYCLE_STATES = {
+  WaitForApproval: { substitution: "RegisterApprovalTokenFunctionArn", step: "registerApprovalToken" },
+  ApprovalRefused: { substitution: "ApprovalRefusedFunctionArn", step: "approvalRefused" },
   WaitForTaskEnd: { substitution: "RegisterTaskTokenFunctionArn", step: "registerToken" },
   Revoke: { substitution: "RevokeTaskFunctionArn", step: "revoke" },
   RotateSecrets: { substitution: "RotateTaskSecretsFunctionArn", step: "rotateSecrets" },
@@ -36,14 +44,28 @@ export const LIFECYCLE_STATES = {
 /** The execution input of the lifecycle state machine. */
 export interface LifecycleInput {
   readonly taskId: string;
-  /** Seconds until the task's deadline (at least 1). */
+  /** Seconds until the task's deadline (at least 1); for a pending task, its approval deadline. */
   readonly timeoutSeconds: number;
+  readonly approvalRequired: boolean;
+  /** Seconds left to approve (at least 1; unused when no approval is required). */
+  readonly approvalTimeoutSeconds: number;
 }
 
-export function lifecycleInput(task: Pick<Task, "taskId" | "expiresAt">, now: Date): LifecycleInput {
+/** Whole seconds from `now` until `time`, at least 1 (Step Functions timeouts are positive integers). */
+export function secondsUntil(time: string, now: Date): number {
+  return Math.max(1, Math.ceil((Date.parse(time) - now.getTime()) / 1000));
+}
+
+export function lifecycleInput(
+  task: Pick<Task, "taskId" | "expiresAt" | "status">,
+  now: Date,
+): LifecycleInput {
+  const remaining = secondsUntil(task.expiresAt, now);
   return {
     taskId: task.taskId,
-    timeoutSeconds: Math.max(1, Math.ceil((Date.parse(task.expiresAt) - now.getTime()) / 1000)),
+    timeoutSeconds: remaining,
+    approvalRequired: task.status === "pending_approval",
+    approvalTimeoutSeconds: remaining,
   };
 }
 
@@ -89,15 +111,39 @@ export class TaskLifecycle {
     }
   }
 
+  /**
+   * `WaitForApproval`: stores the approval token on the task. A task already approved or
+   * refused (the decision raced the registration) is answered at once.
+   */
+  async registerApprovalToken(input: { taskId: string; taskToken: string }): Promise<void> {
+    await this.#d.tasks.mark(input.taskId, { approvalToken: input.taskToken });
+    const task = await this.#task(input.taskId);
+    if (task.status === "active") {
+      const timeoutSeconds = secondsUntil(task.expiresAt, this.#now());
+      await this.#d.tokens.sendSuccess(input.taskToken, { decision: "approved", timeoutSeconds });
+    } else if (task.status !== "pending_approval") {
+      await this.#d.tokens.sendSuccess(input.taskToken, { decision: "denied" });
+    }
+  }
+
+  /** `ApprovalRefused`: the approvers refused, or nobody decided in time; nothing was issued. */
+  async approvalRefused(input: { taskId: string; decision: string }): Promise<void> {
+    const reason = input.decision === "timed_out" ? "approval timed out" : "approval refused";
+    const denied = await this.#d.tasks.transition(input.taskId, ["pending_approval"], "denied", reason);
+    if (denied) this.#audit("task.denied", denied, { reason });
+  }
+
   /** `Revoke`: ends the task (if still active) with the outcome and denies its sessions on its role. */
   async revoke(input: { taskId: string; outcome: TaskOutcome }): Promise<void> {
     let task = await this.#task(input.taskId);
     if (input.outcome === "expired") {
-      const ended = await this.#d.tasks.transition(task.taskId, ["active", "pending_approval"], "expired");
-      if (ended) {
-        task = ended;
-        this.#audit("task.expired", task);
-      }
+      const ended = await this.#d.tasks.transition(task.taskId, ["active"], "expired");
+      const denied =
+        !ended &&
+        (await this.#d.tasks.transition(task.taskId, ["pending_approval"], "denied", "approval timed out"));
+      if (ended) this.#audit("task.expired", ended);
+      if (denied) this.#audit("task.denied", denied, { reason: "approval timed out" });
+      task = ended || denied || task;
     }
     await this.#d.revocations.revoke({
       roleArn: task.roleArn,

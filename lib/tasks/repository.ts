@@ -1,7 +1,9 @@
 import type { Task, TaskStatus } from "../domain/task.js";
 
 /** Lifecycle bookkeeping a repository may set on a task. */
-export type TaskMarks = Partial<Pick<Task, "taskToken" | "revokedAt" | "secretsRotatedAt" | "closedAt">>;
+export type TaskMarks = Partial<
+  Pick<Task, "taskToken" | "approvalToken" | "revokedAt" | "secretsRotatedAt" | "closedAt">
+>;
 
 import type { TaskTemplate } from "../domain/template.js";
 

@@ -1,7 +1,12 @@
 import { SendTaskSuccessCommand, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { UpstreamUnavailableError } from "../domain/errors.js";
-import type { Task, TaskOutcome } from "../domain/task.js";
-import { type LifecycleStarter, lifecycleInput, type TaskTokenSender } from "./lifecycle.js";
+import type { Task } from "../domain/task.js";
+import {
+  type LifecycleSignal,
+  type LifecycleStarter,
+  lifecycleInput,
+  type TaskTokenSender,
+} from "./lifecycle.js";
 
 const RETRYABLE = new Set([
   "ThrottlingException",
@@ -48,7 +53,7 @@ export class SfnLifecycleStarter implements LifecycleStarter {
     this.#retry = props;
   }
 
-  async start(task: Pick<Task, "taskId" | "expiresAt">): Promise<void> {
+  async start(task: Pick<Task, "taskId" | "expiresAt" | "status">): Promise<void> {
     try {
       await withRetries(this.#retry, () =>
         this.#client.send(
@@ -76,7 +81,7 @@ export class SfnTaskTokenSender implements TaskTokenSender {
     this.#retry = props;
   }
 
-  async sendSuccess(taskToken: string, output: { outcome: TaskOutcome }): Promise<void> {
+  async sendSuccess(taskToken: string, output: LifecycleSignal): Promise<void> {
     try {
       await withRetries(this.#retry, () =>
         this.#client.send(new SendTaskSuccessCommand({ taskToken, output: JSON.stringify(output) })),

@@ -16,7 +16,11 @@ import { SfnLifecycleStarter, SfnTaskTokenSender } from "../../../lib/tasks/sfn-
 const sfn = mockClient(SFNClient);
 const STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:jitv-task-lifecycle";
 const NOW = new Date("2026-01-01T00:00:00.000Z");
-const task = { taskId: "tsk_0123456789abcdefghjkmnpqrs", expiresAt: "2026-01-01T00:15:00.500Z" };
+const task = {
+  taskId: "tsk_0123456789abcdefghjkmnpqrs",
+  expiresAt: "2026-01-01T00:15:00.500Z",
+  status: "active" as const,
+};
 const noSleep = async () => undefined;
 const throttled = () =>
   new SFNServiceException({
@@ -45,7 +49,12 @@ describe("SfnLifecycleStarter", () => {
     expect(sfn.commandCalls(StartExecutionCommand)[0]?.args[0].input).toStrictEqual({
       stateMachineArn: STATE_MACHINE,
       name: task.taskId,
-      input: JSON.stringify({ taskId: task.taskId, timeoutSeconds: 901 }),
+      input: JSON.stringify({
+        taskId: task.taskId,
+        timeoutSeconds: 901,
+        approvalRequired: false,
+        approvalTimeoutSeconds: 901,
+      }),
     });
   });
 
