@@ -15,11 +15,17 @@ const sandbox = await startSandbox({
   templatesDir: join(root, "examples", "templates"),
   rolesDir: join(root, "examples", "roles"),
   stateFile: join(mkdtempSync(join(tmpdir(), "jitv-bench-")), "state.json"),
+  // Measure the vend path, not the per-agent rate limit.
+  vendRate: { capacity: 10_000, refillPerSecond: 10_000 },
 });
 const client = sandbox.state.clients["demo-agent"];
 if (!client) throw new Error("no demo agent");
 const token = () =>
-  fetchClientCredentialsToken({ tokenEndpoint: client.tokenEndpoint, clientId: "demo-agent", clientSecret: client.secret });
+  fetchClientCredentialsToken({
+    tokenEndpoint: client.tokenEndpoint,
+    clientId: "demo-agent",
+    clientSecret: client.secret,
+  });
 
 async function vend(bearer: string): Promise<number> {
   const t0 = performance.now();

@@ -1,26 +1,38 @@
 import { Logger } from "@aws-lambda-powertools/logger";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { STSClient } from "@aws-sdk/client-sts";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
+import { EmfMetrics } from "../lib/audit/metrics.js";
 import { documentClient } from "../lib/aws-wiring.js";
 import { composeCore } from "../lib/compose.js";
 import { ENV, requireEnv } from "../lib/config.js";
 import { StsBroker } from "../lib/credentials/sts-broker.js";
 import { contractErrorMiddleware, fromApiGatewayEvent, toApiGatewayResult } from "../lib/http/lambda.js";
 import { loadIssuerConfigFile } from "../lib/identity/issuers.js";
+import { EventBridgeNotifier } from "../lib/tasks/notifier.js";
 import { SfnLifecycleStarter, SfnTaskTokenSender } from "../lib/tasks/sfn-lifecycle.js";
 
 // Built once per cold start; a bad configuration fails here, naming the problem.
 const sfn = new SFNClient({});
+const metrics = new EmfMetrics();
+const eventBusName = process.env[ENV.eventBusName];
 const { api } = composeCore({
   doc: documentClient(),
   tableName: requireEnv(ENV.tableName),
   issuers: loadIssuerConfigFile(requireEnv(ENV.issuersFile)),
   // The broker retries throttling itself, with jitter; the SDK's own retries are off.
-  broker: new StsBroker({ client: new STSClient({ maxAttempts: 1 }) }),
+  broker: new StsBroker({
+    client: new STSClient({ maxAttempts: 1 }),
+    onRetry: () => metrics.count("StsThrottled"),
+  }),
   lifecycle: new SfnLifecycleStarter({ client: sfn, stateMachineArn: requireEnv(ENV.stateMachineArn) }),
   tokens: new SfnTaskTokenSender({ client: sfn }),
+  notifier: new EventBridgeNotifier({
+    client: new EventBridgeClient({}),
+    ...(eventBusName ? { eventBusName } : {}),
+  }),
   logger: new Logger({ serviceName: "jitv-api" }),
 });
 

@@ -7,7 +7,7 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import middy from "@middy/core";
 import { LoggerAuditLog } from "./audit/logger-audit-log.js";
 import { EmfMetrics } from "./audit/metrics.js";
-import { composeLifecycle } from "./compose.js";
+import { composeLifecycle } from "./compose-lifecycle.js";
 import { ENV, requireEnv } from "./config.js";
 import { IamRolePolicyWriter } from "./revocation/iam-role-policy-writer.js";
 import { SecretsManagerRotator } from "./secrets/secrets-manager-rotator.js";
@@ -34,7 +34,7 @@ export function awsLifecycle(service: string) {
     rotator: new SecretsManagerRotator({ client: new SecretsManagerClient({ maxAttempts: 1 }) }),
     tokens: new SfnTaskTokenSender({ client: new SFNClient({}) }),
     audit: new LoggerAuditLog(logger),
-    metrics: new EmfMetrics({ service }),
+    metrics: new EmfMetrics(),
   });
 }
 

@@ -8,6 +8,8 @@ export const ENV = {
   tableName: "JITV_TABLE_NAME",
   issuersFile: "JITV_ISSUERS_FILE",
   stateMachineArn: "JITV_STATE_MACHINE_ARN",
+  /** Optional: the EventBridge bus for `Task pending approval` events (default bus when unset). */
+  eventBusName: "JITV_EVENT_BUS_NAME",
 } as const;
 
 /**

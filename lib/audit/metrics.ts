@@ -12,6 +12,8 @@ export type MetricName =
 
 /** CloudWatch namespace of jitv's metrics (alarms in the CDK stack use it). */
 export const METRICS_NAMESPACE = "jitv";
+/** The `service` dimension every deployed function gives its metrics (alarms select on it). */
+export const METRICS_SERVICE = "jitv";
 
 /**
  * Writes each count as one CloudWatch Embedded Metric Format line on stdout: in Lambda,
@@ -22,7 +24,7 @@ export class EmfMetrics implements Metrics {
   readonly #write: (line: string) => void;
 
   constructor(options: { service?: string; write?: (line: string) => void } = {}) {
-    this.#service = options.service ?? "jitv";
+    this.#service = options.service ?? METRICS_SERVICE;
     this.#write = options.write ?? ((line) => process.stdout.write(`${line}\n`));
   }
 

@@ -9,6 +9,12 @@ export interface VendDecisionRequest {
   readonly purpose?: string;
   readonly ttlSeconds: number;
   readonly parameters: Readonly<Record<string, string>>;
+  /** The caller's IP address (`context.sourceIp` in Cedar), when the edge knows it. */
+  readonly sourceIp?: string;
+  /** Whether the task's approval gate is satisfied (`context.approved`). @default false */
+  readonly approved?: boolean;
+  /** Distinct approvals so far (`context.approvals`). @default 0 */
+  readonly approvals?: number;
 }
 
 export interface Decision {
@@ -17,6 +23,8 @@ export interface Decision {
   readonly reason: string;
   /** Policies that determined the decision, for the audit trail. */
   readonly policies: readonly string[];
+  /** Version of the policy set that decided, when the authorizer has one (for the audit trail). */
+  readonly policyVersion?: string;
 }
 
 /** Port: may this agent (for this user) use this template now? */

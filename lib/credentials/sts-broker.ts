@@ -35,6 +35,8 @@ export interface StsBrokerProps {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Random number in [0, 1) for the jitter. @default Math.random */
   readonly random?: () => number;
+  /** Called before each retry of a throttled or failed call (the deployment counts `StsThrottled`). */
+  readonly onRetry?: (error: unknown) => void;
 }
 
 const THROTTLING_ERRORS = new Set([
@@ -99,8 +101,10 @@ export class StsBroker implements CredentialBroker {
   readonly #maxDelayMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
+  readonly #onRetry: (error: unknown) => void;
 
   constructor(props: StsBrokerProps) {
+    this.#onRetry = props.onRetry ?? (() => undefined);
     this.#client = props.client;
     this.#maxAttempts = Math.max(1, Math.floor(props.maxAttempts ?? 4));
     this.#baseDelayMs = Math.max(0, props.baseDelayMs ?? 100);
@@ -125,6 +129,7 @@ export class StsBroker implements CredentialBroker {
         output = await this.#client.send(new AssumeRoleCommand(input));
       } catch (error) {
         if (isRetryable(error) && attempt < this.#maxAttempts) {
+          this.#onRetry(error);
           const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
           await this.#sleep(Math.floor(this.#random() * ceiling));
           continue;

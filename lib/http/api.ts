@@ -22,6 +22,7 @@ const vendBodySchema = z
 
 const emptyBodySchema = z.object({}).strict();
 const revokeBodySchema = z.object({ reason: z.string().trim().min(1).max(256) }).strict();
+const denyBodySchema = z.object({ reason: z.string().trim().min(1).max(256).optional() }).strict();
 
 const idempotencyKeySchema = z
   .string()
@@ -32,7 +33,7 @@ export type Route = (req: HttpRequest, params: string[]) => Promise<HttpResponse
 export interface ApiOptions {
   readonly service: TaskService;
   readonly logger: Logger;
-  /** Extra routes (the sandbox's `/v1/sandbox/*`); absent from the deployed API. */
+  /** Extra routes: the admin inventory, and in the sandbox `/v1/sandbox/*` (absent from the deployed API). */
   readonly extraRoutes?: readonly RouteEntry[];
   readonly now?: () => Date;
 }
@@ -118,6 +119,29 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
         const { reason } = parseBody(req, revokeBodySchema);
         const task = await service.revoke(caller, decodeURIComponent(taskId), reason, req.requestId);
         return jsonResponse(200, { taskId: task.taskId, status: task.status }, req.requestId);
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/tasks\/([^/]+)\/approve$/,
+      handle: async (req, [taskId = ""]) => {
+        const caller = await service.authenticateAny(bearerToken(req));
+        parseOptionalBody(req, emptyBodySchema);
+        return jsonResponse(
+          200,
+          await service.approve(caller, decodeURIComponent(taskId), req.requestId),
+          req.requestId,
+        );
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/tasks\/([^/]+)\/deny$/,
+      handle: async (req, [taskId = ""]) => {
+        const caller = await service.authenticateAny(bearerToken(req));
+        const body = parseOptionalBody(req, denyBodySchema);
+        const result = await service.deny(caller, decodeURIComponent(taskId), body?.reason, req.requestId);
+        return jsonResponse(200, result, req.requestId);
       },
     },
     ...(options.extraRoutes ?? []),

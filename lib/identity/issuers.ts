@@ -57,8 +57,9 @@ export interface ClaimRule {
 
 export interface IssuerConfig {
   readonly issuers: readonly IssuerProfile[];
-  readonly admins?: ClaimRule;
-  readonly approvers?: ClaimRule;
+  /** One rule or a list (one per trust zone's user issuer); normalised to a list. */
+  readonly admins?: readonly ClaimRule[];
+  readonly approvers?: readonly ClaimRule[];
 }
 
 const DEFAULT_MAX_TOKEN_AGE_SECONDS = 3600;
@@ -146,11 +147,16 @@ const claimRuleSchema = z.strictObject({
   values: z.array(nonEmpty).min(1, "must list at least one value"),
 });
 
+// The contract shows one rule; a list lets each trust zone have its own admins and approvers.
+const claimRules = z
+  .union([claimRuleSchema, z.array(claimRuleSchema).min(1, "must list at least one rule")])
+  .transform((rules) => (Array.isArray(rules) ? rules : [rules]));
+
 const issuerConfigSchema = z
   .strictObject({
     issuers: z.array(profileSchema).min(1, "must list at least one issuer profile"),
-    admins: claimRuleSchema.optional(),
-    approvers: claimRuleSchema.optional(),
+    admins: claimRules.optional(),
+    approvers: claimRules.optional(),
   })
   .superRefine((config, ctx) => {
     for (const issue of duplicateIssues(config.issuers)) ctx.addIssue({ code: "custom", ...issue });
@@ -261,9 +267,7 @@ export function loadIssuerConfigFile(path: string): IssuerConfig {
  * Combines two validated configurations, e.g. the sandbox's built-in local issuer (`a`)
  * and the profiles of `--issuers FILE` (`b`).
  *
- * `admins` and `approvers` of `b`, when given, replace those of `a` (the file the user
- * passed wins over built-in defaults); each block names a single issuer, so they cannot
- * be combined.
+ * `admins` and `approvers` rules of both apply (each rule names its own issuer).
  *
  * @throws ConfigError when a profile `name` or `issuer` appears in both.
  */
@@ -282,8 +286,10 @@ export function mergeIssuerConfigs(a: IssuerConfig, b: IssuerConfig): IssuerConf
   if (problems.length > 0) {
     throw new ConfigError(`cannot merge issuer configurations: ${problems.join("; ")}`);
   }
-  const admins = b.admins ?? a.admins;
-  const approvers = b.approvers ?? a.approvers;
+  const both = (x?: readonly ClaimRule[], y?: readonly ClaimRule[]) =>
+    x || y ? [...(x ?? []), ...(y ?? [])] : undefined;
+  const admins = both(a.admins, b.admins);
+  const approvers = both(a.approvers, b.approvers);
   return {
     issuers: [...a.issuers, ...b.issuers],
     ...(admins === undefined ? {} : { admins }),

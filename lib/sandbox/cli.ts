@@ -27,6 +27,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       issuers: { type: "string" },
       templates: { type: "string" },
       roles: { type: "string" },
+      policies: { type: "string" },
       data: { type: "string" },
     },
   });
@@ -34,6 +35,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     ["--issuers", values.issuers],
     ["--templates", values.templates],
     ["--roles", values.roles],
+    ["--policies", values.policies],
   ] as const) {
     if (path !== undefined && !existsSync(path)) throw new Error(`${flag}: ${path} does not exist`);
   }
@@ -44,6 +46,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     dynamodbPort: port(values["dynamodb-port"], 0, "--dynamodb-port"),
     templatesDir: values.templates ?? join(projectRoot, "examples", "templates"),
     rolesDir: values.roles ?? join(projectRoot, "examples", "roles"),
+    policiesDir: values.policies ?? join(projectRoot, "examples", "policies"),
     stateFile: STATE_FILE,
     ...(values.issuers ? { issuersFile: values.issuers } : {}),
     ...(values.data ? { dataDir: resolve(values.data) } : {}),
@@ -77,8 +80,10 @@ jitv sandbox is running — no AWS account is involved.
   DynamoDB Local   ${s.dynamodbEndpoint}  (table jitv-sandbox, TTL + stream on, ${dataDir ? `data in ${dataDir}` : "in memory"})
   OIDC issuers     ${s.localIssuers.workforceAgents}  (workforce agents: ${DEMO.workforceAgents.join(", ")})
                    ${s.localIssuers.customerAgents}  (customer-facing agents: ${DEMO.customerAgents.join(", ")})
-                   ${s.localIssuers.users}  (users: ${users})${extra}
+                   ${s.localIssuers.users}  (customer users: ${users})
+                   ${s.localIssuers.staff}  (staff: ${DEMO.staff.map((u) => `${u.id} (${u.groups.join(", ")})`).join(", ")})${extra}
   Templates        ${s.templates.join(", ") || "(none)"}
+  Cedar policies   ${s.policySets.join(", ") || "(none: each template's agents list decides)"}
 
 Next, in another terminal in this folder:
 

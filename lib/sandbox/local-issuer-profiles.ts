@@ -11,6 +11,7 @@ export const LOCAL_APPROVER_GROUP = "jitv-approvers";
  * - `local-agents` — `/agents`, kind `agent`, zone `workforce`;
  * - `local-customer-agents` — `/customer-agents`, kind `agent`, zone `customer`;
  * - `local-users` — `/users`, kind `user`, zone `customer`, `tenant` and `groups` claims;
+ * - `local-staff` — `/staff`, kind `user`, zone `workforce`, `groups` claim;
  *
  * plus `admins` / `approvers` rules granting those roles to local users whose `groups`
  * claim holds `jitv-admins` / `jitv-approvers`. Every profile allows only ES256, the
@@ -25,7 +26,7 @@ export const LOCAL_APPROVER_GROUP = "jitv-approvers";
  * ```
  */
 export function localIssuerProfiles(issuer: LocalIssuer): unknown {
-  const { workforceAgents, customerAgents, users } = issuer.issuers;
+  const { workforceAgents, customerAgents, users, staff } = issuer.issuers;
   const common = {
     audiences: [issuer.audience],
     algorithms: ["ES256"],
@@ -61,8 +62,22 @@ export function localIssuerProfiles(issuer: LocalIssuer): unknown {
         claims: { user: "sub", tenant: "tenant", groups: "groups" },
         ...common,
       },
+      {
+        name: "local-staff",
+        issuer: staff.issuer,
+        jwksUri: staff.jwksUri,
+        kind: "user",
+        zone: "workforce",
+        claims: { user: "sub", groups: "groups" },
+        ...common,
+      },
     ],
-    admins: { issuer: users.issuer, claim: "groups", values: [LOCAL_ADMIN_GROUP] },
-    approvers: { issuer: users.issuer, claim: "groups", values: [LOCAL_APPROVER_GROUP] },
+    // Each zone's own admins and approvers: a customer-zone admin has no power over workforce tasks.
+    admins: [staff, users].map((i) => ({ issuer: i.issuer, claim: "groups", values: [LOCAL_ADMIN_GROUP] })),
+    approvers: [staff, users].map((i) => ({
+      issuer: i.issuer,
+      claim: "groups",
+      values: [LOCAL_APPROVER_GROUP],
+    })),
   };
 }

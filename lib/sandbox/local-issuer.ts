@@ -11,6 +11,12 @@ export interface LocalClient {
 }
 
 /** A demo human user of the customer zone. */
+/** A demo workforce user (an employee: approver or admin of the workforce zone). */
+export interface LocalStaff extends LocalClient {
+  /** Carried in the `groups` claim when given (e.g. `["jitv-approvers"]`). */
+  readonly groups?: readonly string[];
+}
+
 export interface LocalUser extends LocalClient {
   /** Carried in the `tenant` claim. */
   readonly tenant: string;
@@ -37,6 +43,8 @@ export interface LocalIssuerOptions {
   readonly customerAgents: readonly LocalClient[];
   /** Clients of the `/users` issuer (demo human users of the customer zone). */
   readonly users: readonly LocalUser[];
+  /** Clients of the `/staff` issuer (demo workforce users: approvers, admins). */
+  readonly staff?: readonly LocalStaff[];
   /**
    * `aud` of every token issued.
    * @default "jitv"
@@ -71,6 +79,8 @@ export interface LocalIssuer {
     readonly customerAgents: LocalIssuerEndpoints;
     /** `/users`: demo human users (customer zone); tokens carry `tenant`, `groups`. */
     readonly users: LocalIssuerEndpoints;
+    /** `/staff`: demo workforce users; tokens carry `groups`. */
+    readonly staff: LocalIssuerEndpoints;
   };
   /** Stops listening and drops open connections. Safe to call twice, and unbound (`closers.push(issuer.close)`). */
   close(): Promise<void>;
@@ -135,6 +145,7 @@ export async function startLocalIssuer(options: LocalIssuerOptions): Promise<Loc
   checkClients("workforceAgents", options.workforceAgents);
   checkClients("customerAgents", options.customerAgents);
   checkClients("users", options.users);
+  checkClients("staff", options.staff ?? []);
   for (const user of options.users) {
     if (user.tenant.length === 0) {
       throw new ConfigError(`local issuer: user "${user.id}" has an empty tenant`);
@@ -150,6 +161,7 @@ export async function startLocalIssuer(options: LocalIssuerOptions): Promise<Loc
 
   try {
     const usersById = new Map(options.users.map((user) => [user.id, user]));
+    const staffById = new Map((options.staff ?? []).map((member) => [member.id, member]));
     const mount = async (
       path: string,
       clients: readonly LocalClient[],
@@ -181,6 +193,7 @@ export async function startLocalIssuer(options: LocalIssuerOptions): Promise<Loc
       workforceAgents: await mount("/agents", options.workforceAgents, () => undefined),
       customerAgents: await mount("/customer-agents", options.customerAgents, () => undefined),
       users: await mount("/users", options.users, (clientId) => userClaims(usersById.get(clientId))),
+      staff: await mount("/staff", options.staff ?? [], (clientId) => staffClaims(staffById.get(clientId))),
     };
 
     let closing: Promise<void> | undefined;
@@ -214,6 +227,11 @@ function checkClients(label: string, clients: readonly LocalClient[]): void {
     }
     seen.add(client.id);
   }
+}
+
+function staffClaims(member: LocalStaff | undefined): Record<string, unknown> | undefined {
+  if (member === undefined) return undefined;
+  return { preferred_username: member.id, ...(member.groups ? { groups: [...member.groups] } : {}) };
 }
 
 function userClaims(user: LocalUser | undefined): Record<string, unknown> | undefined {

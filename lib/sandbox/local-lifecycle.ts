@@ -89,7 +89,12 @@ export class LocalLifecycleRunner implements LifecycleStarter, TaskTokenSender {
 
   async start(task: Pick<Task, "taskId" | "expiresAt" | "status">): Promise<void> {
     if (this.#executions.has(task.taskId)) return; // execution name = task id
-    const machine = await this.#stateMachine();
+    // Claim the name before any await, so concurrent starts of one task run one execution.
+    this.#executions.set(task.taskId, { abort: () => undefined, result: Promise.resolve() });
+    const machine = await this.#stateMachine().catch((error: unknown) => {
+      this.#executions.delete(task.taskId);
+      throw error;
+    });
     const token = randomUUID();
     const steps = this.#steps();
     const handlers: Record<string, (input: unknown) => Promise<never>> = {};

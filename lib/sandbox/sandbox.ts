@@ -7,7 +7,8 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { LoggerAuditLog } from "../audit/logger-audit-log.js";
 import { EmfMetrics } from "../audit/metrics.js";
-import { type Core, composeCore, composeLifecycle } from "../compose.js";
+import { type Core, composeCore } from "../compose.js";
+import { composeLifecycle } from "../compose-lifecycle.js";
 import { SandboxBroker } from "../credentials/sandbox-broker.js";
 import { JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
@@ -44,6 +45,8 @@ export interface SandboxOptions {
   readonly issuersFile?: string;
   /** Directory whose `*.json` templates are put at start. */
   readonly templatesDir?: string;
+  /** Directory whose `*.cedar` files are stored as policy sets (named after each file) at start. */
+  readonly policiesDir?: string;
   /** Directory of `{"roleArn", "policies"}` files: the target roles' own policies (default: allow all). */
   readonly rolesDir?: string;
   /** Keep DynamoDB data here between runs (default: in memory). */
@@ -51,6 +54,8 @@ export interface SandboxOptions {
   /** Where demo client secrets are written for `jitv token` (mode 0600). */
   readonly stateFile: string;
   readonly logger?: Logger;
+  /** Per-agent vend rate (default: the deployed default). */
+  readonly vendRate?: { capacity: number; refillPerSecond: number };
   /** Test seam: lifecycle executions time out after this many seconds instead of at the task's deadline. */
   readonly lifecycleTimeoutSeconds?: number;
 }
@@ -65,8 +70,9 @@ export interface Sandbox {
   readonly apiUrl: string;
   readonly dynamodbEndpoint: string;
   readonly issuers: IssuerConfig;
-  readonly localIssuers: { workforceAgents: string; customerAgents: string; users: string };
+  readonly localIssuers: { workforceAgents: string; customerAgents: string; users: string; staff: string };
   readonly templates: string[];
+  readonly policySets: string[];
   readonly broker: SandboxBroker;
   readonly core: Core;
   /** The document client on the sandbox's DynamoDB Local table. */
@@ -86,7 +92,12 @@ export const DEMO = {
   users: [
     { id: "alice", tenant: "acme", groups: [] as string[] },
     { id: "bob", tenant: "globex", groups: [] as string[] },
-    { id: "admin", tenant: "jitv", groups: ["jitv-admins", "jitv-approvers"] },
+    { id: "acme-admin", tenant: "acme", groups: ["jitv-admins", "jitv-approvers"] },
+  ],
+  staff: [
+    { id: "admin", groups: ["jitv-admins", "jitv-approvers"] },
+    { id: "pat", groups: ["jitv-approvers"] },
+    { id: "quinn", groups: ["jitv-approvers"] },
   ],
 } as const;
 
@@ -119,11 +130,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const workforceAgents = DEMO.workforceAgents.map((id) => ({ id, secret: secret() }));
     const customerAgents = DEMO.customerAgents.map((id) => ({ id, secret: secret() }));
     const users = DEMO.users.map((u) => ({ ...u, groups: [...u.groups], secret: secret() }));
+    const staff = DEMO.staff.map((u) => ({ ...u, groups: [...u.groups], secret: secret() }));
     const local = await startLocalIssuer({
       port: options.issuerPort ?? 8788,
       workforceAgents,
       customerAgents,
       users,
+      staff,
     });
     closers.push(local.close);
 
@@ -166,9 +179,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       audit,
       lifecycle: runner,
       tokens: runner,
+      ...(options.vendRate ? { vendRate: options.vendRate } : {}),
       extraRoutes: ({ service, templates }) => sandboxRoutes({ service, templates, writer, secrets, roles }),
     });
     const templates = options.templatesDir ? await loadTemplates(core, secrets, options.templatesDir) : [];
+    const policySets = options.policiesDir ? await loadPolicies(core, options.policiesDir) : [];
 
     // The TTL backstop: DynamoDB Local's real stream, consumed like the deployed event source mapping.
     const streams = new DynamoDBStreamsClient({
@@ -212,6 +227,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     for (const u of users) {
       clients[u.id] = { kind: "user", tokenEndpoint: local.issuers.users.tokenEndpoint, secret: u.secret };
     }
+    for (const u of staff) {
+      clients[u.id] = { kind: "user", tokenEndpoint: local.issuers.staff.tokenEndpoint, secret: u.secret };
+    }
     const state: SandboxState = { apiUrl: server.url, clients };
     mkdirSync(dirname(options.stateFile), { recursive: true });
     writeFileSync(options.stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
@@ -225,8 +243,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         workforceAgents: local.issuers.workforceAgents.issuer,
         customerAgents: local.issuers.customerAgents.issuer,
         users: local.issuers.users.issuer,
+        staff: local.issuers.staff.issuer,
       },
       templates,
+      policySets,
       broker,
       core,
       doc,
@@ -241,6 +261,23 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     await close();
     throw err;
   }
+}
+
+/** Stores every `*.cedar` file of `dir` as a policy set named after the file, validated like any write. */
+async function loadPolicies(core: Core, dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".cedar"))
+    .sort()) {
+    const name = file.slice(0, -".cedar".length);
+    try {
+      await core.policies.put(name, readFileSync(join(dir, file), "utf8"));
+      names.push(name);
+    } catch (err) {
+      throw new Error(`policy set ${join(dir, file)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return names;
 }
 
 /**

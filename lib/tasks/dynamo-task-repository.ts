@@ -5,19 +5,26 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
 import {
   ConflictError,
   InternalError,
   JitvError,
   NotFoundError,
+  RateLimitedError,
   UpstreamUnavailableError,
 } from "../domain/errors.js";
 import type { Task, TaskStatus } from "../domain/task.js";
-import type { CreateTaskResult, TaskMarks, TaskRepository } from "./repository.js";
+import type { CreateTaskOptions, CreateTaskResult, TaskMarks, TaskRepository } from "./repository.js";
 import {
+  ACTIVE_COUNT_SK,
+  ACTIVE_SLOT_ATTRIBUTE,
+  activeCountKey,
+  type ItemType,
   idempotencyItem,
   idempotencyKey,
   leaseItem,
+  statusGsi2pk,
   stripKeys,
   TTL_ATTRIBUTE,
   taskItem,
@@ -39,6 +46,11 @@ export interface DynamoTaskRepositoryOptions {
 }
 
 type Item = Record<string, unknown>;
+
+/** Outcome of a conditional status change: the updated task, or the record as found (absent when missing). */
+type StatusChange =
+  | { readonly changed: true; readonly task: Task }
+  | { readonly changed: false; readonly found?: Item };
 type TransactItem = NonNullable<
   ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]
 >[number];
@@ -49,6 +61,13 @@ type TransactItem = NonNullable<
  * A create is one transaction: the task record, its TTL lease and (with an Idempotency-Key) the
  * agent's idempotency record. The idempotency record's condition admits an expired record that
  * DynamoDB TTL has not deleted yet, since TTL deletion can lag by hours.
+ *
+ * With `maxActive`, the create also takes an active slot (`maxActivePerAgent`): a conditional
+ * `ADD` on the agent's per-template `active-count` item in the same transaction, so the limit is
+ * exact under concurrency. The task carries the slot; the status change that ends it (through
+ * {@link DynamoTaskRepository.transition} or {@link DynamoTaskRepository.markFailed}) removes
+ * it and decrements the count in one transaction, so a slot is freed exactly once. Every status
+ * change also moves the task's `gsi2pk` (the status index) in the same write.
  *
  * Every DynamoDB failure that is not a domain outcome becomes `UpstreamUnavailableError` with a
  * fixed message (the SDK error is kept only as `cause`).
@@ -67,18 +86,28 @@ export class DynamoTaskRepository implements TaskRepository {
   }
 
   /**
-   * Writes the task, its lease and its idempotency record atomically, or returns the agent's
-   * live task for the same Idempotency-Key without writing anything.
-   * @throws InternalError when the task id already exists or an idempotency record points at a missing task
+   * Writes the task, its lease, its idempotency record and (with `options.maxActive`) its active
+   * slot atomically, or returns the agent's live task for the same Idempotency-Key without
+   * writing anything — a replay takes no slot, even when every slot is taken.
+   * @throws RateLimitedError when `options.maxActive` slots are already taken
+   * @throws InternalError when the task id already exists, an idempotency record points at a missing task, or `maxActive` is not a positive integer
    * @throws UpstreamUnavailableError when DynamoDB fails or stays contended
    */
-  async create(task: Task): Promise<CreateTaskResult> {
+  async create(task: Task, options: CreateTaskOptions = {}): Promise<CreateTaskResult> {
+    const { maxActive } = options;
+    if (maxActive !== undefined && !(Number.isInteger(maxActive) && maxActive >= 1)) {
+      throw new InternalError("maxActive must be a positive integer");
+    }
+    const slot =
+      maxActive !== undefined && holdsSlot(task.status)
+        ? activeCountKey(task.template, task.agent.issuer, task.agent.id)
+        : undefined;
     for (let attempt = 0; ; attempt++) {
       const items: TransactItem[] = [
         {
           Put: {
             TableName: this.#tableName,
-            Item: taskItem(task),
+            Item: { ...taskItem(task), ...(slot ? { [ACTIVE_SLOT_ATTRIBUTE]: slot.pk } : {}) },
             ConditionExpression: "attribute_not_exists(pk)",
           },
         },
@@ -95,18 +124,40 @@ export class DynamoTaskRepository implements TaskRepository {
           },
         });
       }
+      const slotIndex = items.length;
+      if (slot) {
+        items.push({
+          Update: {
+            TableName: this.#tableName,
+            Key: slot,
+            UpdateExpression: "SET #type = :type ADD #active :one",
+            ConditionExpression: "attribute_not_exists(#active) OR #active < :max",
+            ExpressionAttributeNames: { "#type": "type", "#active": "active" },
+            ExpressionAttributeValues: {
+              ":type": "active-count" satisfies ItemType,
+              ":one": 1,
+              ":max": maxActive,
+            },
+          },
+        });
+      }
       try {
         await this.#client.send(new TransactWriteCommand({ TransactItems: items }));
         return { created: true, task };
       } catch (error) {
         if (isNamed<TransactionCanceledException>(error, "TransactionCanceledException")) {
           const codes = (error.CancellationReasons ?? []).map((r) => r.Code);
-          if (task.idempotencyKey !== undefined && codes[2] === "ConditionalCheckFailed") {
+          const slotsTaken = slot !== undefined && codes[slotIndex] === "ConditionalCheckFailed";
+          if (task.idempotencyKey !== undefined && (codes[2] === "ConditionalCheckFailed" || slotsTaken)) {
+            // A replay answers with the existing task, whether or not a slot is free.
             const existing = await this.#findByIdempotencyKey(task, task.idempotencyKey);
             if (existing) return { created: false, task: existing };
+            if (slotsTaken) throw new RateLimitedError("too many active tasks for this template");
             // The record expired or was deleted after the transaction saw it: write again.
           } else if (codes[0] === "ConditionalCheckFailed") {
             throw new InternalError("task id already exists");
+          } else if (slotsTaken) {
+            throw new RateLimitedError("too many active tasks for this template");
           } else if (!codes.includes("TransactionConflict")) {
             throw unavailable(error);
           }
@@ -128,36 +179,16 @@ export class DynamoTaskRepository implements TaskRepository {
   }
 
   /**
-   * Marks an `active` or `pending_approval` task `failed` with a reason safe to show its owner.
+   * Marks an `active` or `pending_approval` task `failed` with a reason safe to show its owner,
+   * and frees its active slot.
    * @throws NotFoundError when the task does not exist
    * @throws ConflictError when the task is in another state
    */
   async markFailed(taskId: string, reason: string): Promise<void> {
-    try {
-      await this.#client.send(
-        new UpdateCommand({
-          TableName: this.#tableName,
-          Key: taskKey(taskId),
-          UpdateExpression: "SET #status = :failed, #reason = :reason",
-          ConditionExpression: "attribute_exists(pk) AND #status IN (:active, :pending)",
-          ExpressionAttributeNames: { "#status": "status", "#reason": "reason" },
-          ExpressionAttributeValues: {
-            ":failed": "failed",
-            ":reason": reason,
-            ":active": "active",
-            ":pending": "pending_approval",
-          },
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
-      );
-    } catch (error) {
-      if (isConditionFailure(error)) {
-        const status = error.Item?.status?.S;
-        if (status === undefined) throw new NotFoundError("task not found");
-        throw new ConflictError(`task is ${status}`);
-      }
-      throw unavailable(error);
-    }
+    const change = await this.#changeStatus(taskId, ["active", "pending_approval"], "failed", reason);
+    if (change.changed) return;
+    if (change.found === undefined) throw new NotFoundError("task not found");
+    throw new ConflictError(`task is ${String(change.found.status)}`);
   }
 
   /**
@@ -225,42 +256,10 @@ export class DynamoTaskRepository implements TaskRepository {
     to: TaskStatus,
     reason?: string,
   ): Promise<Task | undefined> {
-    const values: Record<string, unknown> = { ":to": to };
-    from.forEach((status, i) => {
-      values[`:from${i}`] = status;
-    });
-    const sets = ["#status = :to"];
-    const names: Record<string, string> = { "#status": "status" };
-    if (reason !== undefined) {
-      sets.push("#reason = :reason");
-      names["#reason"] = "reason";
-      values[":reason"] = reason;
-    }
-    if (to === "completed" || to === "revoked" || to === "expired") {
-      sets.push("endedAt = if_not_exists(endedAt, :now)");
-      values[":now"] = this.#now().toISOString();
-    }
-    try {
-      const out = await this.#client.send(
-        new UpdateCommand({
-          TableName: this.#tableName,
-          Key: taskKey(taskId),
-          UpdateExpression: `SET ${sets.join(", ")}`,
-          ConditionExpression: `attribute_exists(pk) AND #status IN (${from.map((_, i) => `:from${i}`).join(", ")})`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValues: "ALL_NEW",
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
-      );
-      return out.Attributes ? (stripKeys(out.Attributes) as unknown as Task) : undefined;
-    } catch (error) {
-      if (isConditionFailure(error)) {
-        if (error.Item === undefined) throw new NotFoundError("task not found");
-        return undefined;
-      }
-      throw unavailable(error);
-    }
+    const change = await this.#changeStatus(taskId, from, to, reason);
+    if (change.changed) return change.task;
+    if (change.found === undefined) throw new NotFoundError("task not found");
+    return undefined;
   }
 
   /** Sets lifecycle bookkeeping (task token, revokedAt, …). @throws NotFoundError for a missing task */
@@ -291,6 +290,124 @@ export class DynamoTaskRepository implements TaskRepository {
     }
   }
 
+  /**
+   * Moves a task from one of `from` to `to`, its `gsi2pk` with it, in one conditional write. A
+   * task that holds an active slot and moves to a status that holds none is moved by a
+   * transaction that also removes the slot from the task and decrements its count — conditioned
+   * on the exact state read, so concurrent moves free the slot once. Tasks without a slot (the
+   * common case) cost one write, as before.
+   */
+  async #changeStatus(
+    taskId: string,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    reason: string | undefined,
+  ): Promise<StatusChange> {
+    const freesSlot = !holdsSlot(to);
+    const endsTask = to === "completed" || to === "revoked" || to === "expired";
+    for (let attempt = 0; ; attempt++) {
+      const now = this.#now().toISOString();
+      const sets = ["#status = :to", "gsi2pk = :gsi2pk"];
+      const names: Record<string, string> = { "#status": "status" };
+      const values: Record<string, unknown> = { ":to": to, ":gsi2pk": statusGsi2pk(to) };
+      if (reason !== undefined) {
+        sets.push("#reason = :reason");
+        names["#reason"] = "reason";
+        values[":reason"] = reason;
+      }
+      if (endsTask) {
+        sets.push("endedAt = if_not_exists(endedAt, :now)");
+        values[":now"] = now;
+      }
+      const fromValues = Object.fromEntries(from.map((status, i) => [`:from${i}`, status]));
+      let condition = `attribute_exists(pk) AND #status IN (${Object.keys(fromValues).join(", ")})`;
+      if (freesSlot) condition += ` AND attribute_not_exists(${ACTIVE_SLOT_ATTRIBUTE})`;
+
+      let found: Item | undefined;
+      try {
+        const out = await this.#client.send(
+          new UpdateCommand({
+            TableName: this.#tableName,
+            Key: taskKey(taskId),
+            UpdateExpression: `SET ${sets.join(", ")}`,
+            ConditionExpression: condition,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: { ...values, ...fromValues },
+            ReturnValues: "ALL_NEW",
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+          }),
+        );
+        if (!out.Attributes) throw new InternalError("status change returned no task");
+        return { changed: true, task: toTask(out.Attributes) };
+      } catch (error) {
+        if (isConditionFailure(error)) {
+          if (error.Item === undefined) return { changed: false };
+          found = unmarshall(error.Item);
+          if (!from.includes(found.status as TaskStatus)) return { changed: false, found };
+        } else if (!isNamed(error, "TransactionConflictException")) {
+          throw unavailable(error);
+        }
+        // Otherwise a slot transaction held the task, or it holds a slot: handled below.
+      }
+
+      const slotPk = found?.[ACTIVE_SLOT_ATTRIBUTE];
+      let cause: unknown = new Error("the task changed during its status change");
+      if (found !== undefined && freesSlot && typeof slotPk === "string") {
+        try {
+          await this.#client.send(
+            new TransactWriteCommand({
+              TransactItems: [
+                {
+                  Update: {
+                    TableName: this.#tableName,
+                    Key: taskKey(taskId),
+                    UpdateExpression: `SET ${sets.join(", ")} REMOVE #slot`,
+                    ConditionExpression: "#status = :observed AND #slot = :slot",
+                    ExpressionAttributeNames: { ...names, "#slot": ACTIVE_SLOT_ATTRIBUTE },
+                    ExpressionAttributeValues: { ...values, ":observed": found.status, ":slot": slotPk },
+                  },
+                },
+                {
+                  Update: {
+                    TableName: this.#tableName,
+                    Key: { pk: slotPk, sk: ACTIVE_COUNT_SK },
+                    UpdateExpression: "ADD #active :minusOne",
+                    ExpressionAttributeNames: { "#active": "active" },
+                    ExpressionAttributeValues: { ":minusOne": -1 },
+                  },
+                },
+              ],
+            }),
+          );
+          const task = toTask(found);
+          return {
+            changed: true,
+            task: {
+              ...task,
+              status: to,
+              ...(reason === undefined ? {} : { reason }),
+              ...(endsTask ? { endedAt: task.endedAt ?? now } : {}),
+            },
+          };
+        } catch (error) {
+          if (isNamed<TransactionCanceledException>(error, "TransactionCanceledException")) {
+            const codes = (error.CancellationReasons ?? []).map((r) => r.Code);
+            if (codes[0] !== "ConditionalCheckFailed" && !codes.includes("TransactionConflict")) {
+              throw unavailable(error);
+            }
+          } else if (!isNamed(error, "TransactionConflictException")) {
+            throw unavailable(error);
+          }
+          cause = error; // the task moved meanwhile: look again
+        }
+      }
+      if (attempt >= this.#maxConflictRetries) {
+        throw new UpstreamUnavailableError("task store is busy, try again", { cause });
+      }
+      await backoff(attempt);
+    }
+  }
+
   async #findByIdempotencyKey(task: Task, key: string): Promise<Task | undefined> {
     const record = await this.#getItem(idempotencyKey(task.agent.issuer, task.agent.id, key));
     if (!record || typeof record.taskId !== "string") return undefined;
@@ -315,6 +432,15 @@ export class DynamoTaskRepository implements TaskRepository {
   #nowSeconds(): number {
     return Math.floor(this.#now().getTime() / 1000);
   }
+}
+
+/** Statuses in which a task keeps the active slot it was created with. */
+function holdsSlot(status: TaskStatus): boolean {
+  return status === "active" || status === "pending_approval";
+}
+
+function toTask(item: Item): Task {
+  return stripKeys(item) as unknown as Task;
 }
 
 /** Wraps an SDK failure without repeating its message (which may quote request data). */

@@ -7,7 +7,7 @@ import {
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
-import type { Task } from "../domain/task.js";
+import type { Task, TaskStatus } from "../domain/task.js";
 
 /**
  * The single-table design of jitv, shared by the DynamoDB adapters, the sandbox, the tests and
@@ -16,6 +16,7 @@ import type { Task } from "../domain/task.js";
  * | type          | pk                                   | sk         | gsi1pk                   | gsi1sk                  |
  * | ------------- | ------------------------------------ | ---------- | ------------------------ | ----------------------- |
  * | `task`        | `TASK#<taskId>`                      | `TASK`     | `AGENT#<issuer>#<agent>` | `<createdAt>#<taskId>`  |
+ * |   (gsi2)      |                                      |            | gsi2pk `STATUS#<status>` | gsi2sk `<createdAt>#<taskId>` |
  * | `lease`       | `LEASE#<taskId>`                     | `LEASE`    |                          |                         |
  * | `idempotency` | `IDEM#<issuer>#<agent>#<key>`        | `IDEM`     |                          |                         |
  * | `replay`      | `JTI#<issuer>#<jti>`                 | `JTI`      |                          |                         |
@@ -25,6 +26,21 @@ import type { Task } from "../domain/task.js";
  * | `lock`        | `ROLE#<roleArn>`                     | `LOCK`     |                          |                         |
  * | `role`        | `ROLE#<roleArn>`                     | `META`     |                          |                         |
  * | `sandbox-role-policy` | `SANDBOXROLE#<roleArn>`      | `POLICY#<name>` |                     |                         |
+ * | `agent`       | `AGENTSEEN#<issuer>#<agent>`         | `AGENT`    | `AGENTS`                 | `<issuer>#<agent>`      |
+ * | `rate-bucket` | `RATE#<issuer>#<agent>`              | `BUCKET`   | (own `pk`)               | (own `sk`)              |
+ * | `active-count`| `ACTIVE#<template>#<issuer>#<agent>` | `COUNT`    |                          |                         |
+ * | `policy-set`  | `POLICYSET#<name>`                   | `CURRENT`  | `POLICYSETS`             | `<name>`                |
+ * | `policy-version` | `POLICYSET#<name>`                | `V#<version>` (10 digits) |           |                         |
+ *
+ * `gsi2` is the status index: a task's `gsi2pk` is `STATUS#<status>` and moves with every status
+ * change in the same write, so listing the tasks in one state is a query, never a scan.
+ *
+ * Limits: an `agent` item is the admin registry of every agent that vended (first/last seen,
+ * total tasks). A `rate-bucket` is the agent's vend-rate token bucket, kept as the time its
+ * next token is due (see `limits.ts`); it expires once the bucket would be full again. An
+ * `active-count` counts the agent's tasks of one template that hold an active slot (`maxActivePerAgent`):
+ * a task created with a slot carries {@link ACTIVE_SLOT_ATTRIBUTE}, and the write that ends it
+ * removes that attribute and decrements the count in one transaction, so a slot is freed once.
  *
  * Revocation (CONTRACT.md section 6) keeps one `revocation` entry per revoked task per target
  * role, the source of truth projected into the role's inline deny policy. Entries have no TTL:
@@ -39,7 +55,7 @@ import type { Task } from "../domain/task.js";
  * carry `ttlEpoch` (epoch seconds); DynamoDB TTL deletes them and the stream's `REMOVE` record of
  * an expired lease is the revocation backstop.
  *
- * Items that expire also carry `gsi1pk`/`gsi1sk`, set to their own `pk`/`sk` (see
+ * Items that expire also carry `gsi1pk`/`gsi1sk` and `gsi2pk`/`gsi2sk`, set to their own `pk`/`sk` (see
  * {@link selfIndexKeys}): DynamoDB Local's TTL job builds the key of an expired item from every
  * attribute in `AttributeDefinitions`, fails to delete an item that lacks a GSI key attribute, and
  * then stalls on it, so no other item of the table expires either. Each such item is its own
@@ -48,12 +64,33 @@ import type { Task } from "../domain/task.js";
 
 /** Name of the TTL attribute (epoch seconds). */
 export const TTL_ATTRIBUTE = "ttlEpoch";
-/** Name of the one global secondary index. */
+/** Name of the general-purpose global secondary index (agent's tasks, templates, agents). */
 export const GSI1 = "gsi1";
+/** Name of the status index: tasks by status, in creation order. */
+export const GSI2 = "gsi2";
 /** `gsi1pk` shared by all templates, so listing them is a query, never a scan. */
 export const TEMPLATES_GSI1PK = "TEMPLATES";
-/** Attributes that make up the table's keys and indexes; adapters strip them from what they return. */
-export const KEY_ATTRIBUTES = ["pk", "sk", "type", "gsi1pk", "gsi1sk"] as const;
+/** `gsi1pk` shared by all `agent` registry items, so listing agents is a query, never a scan. */
+export const AGENTS_GSI1PK = "AGENTS";
+/**
+ * On a task holding an active slot (created with `maxActive`): the `pk` of its `active-count`
+ * item. Removed, and the count decremented, by the write that ends the task.
+ */
+export const ACTIVE_SLOT_ATTRIBUTE = "activeSlot";
+/**
+ * Attributes that make up the table's keys and indexes, plus internal bookkeeping; adapters strip
+ * them from what they return.
+ */
+export const KEY_ATTRIBUTES = [
+  "pk",
+  "sk",
+  "type",
+  "gsi1pk",
+  "gsi1sk",
+  "gsi2pk",
+  "gsi2sk",
+  ACTIVE_SLOT_ATTRIBUTE,
+] as const;
 
 /** The `type` attribute of each item kind. */
 export type ItemType =
@@ -65,7 +102,12 @@ export type ItemType =
   | "revocation"
   | "lock"
   | "role"
-  | "sandbox-role-policy";
+  | "sandbox-role-policy"
+  | "agent"
+  | "rate-bucket"
+  | "active-count"
+  | "policy-set"
+  | "policy-version";
 
 /** Primary key of an item. */
 export interface ItemKey {
@@ -133,6 +175,39 @@ export function sandboxRolePolicyKey(roleArn: string, policyName: string): ItemK
   return { pk: `SANDBOXROLE#${enc(roleArn)}`, sk: `POLICY#${enc(policyName)}` };
 }
 
+/** Key of an agent's registry item (first/last seen, total tasks). */
+export function agentSeenKey(issuer: string, agentId: string): ItemKey {
+  return { pk: `AGENTSEEN#${enc(issuer)}#${enc(agentId)}`, sk: "AGENT" };
+}
+
+/** `gsi1sk` of an agent's registry item under {@link AGENTS_GSI1PK}. */
+export function agentSeenGsi1sk(issuer: string, agentId: string): string {
+  return `${enc(issuer)}#${enc(agentId)}`;
+}
+
+/** Key of an agent's vend-rate token bucket. */
+export function rateBucketKey(issuer: string, agentId: string): ItemKey {
+  return { pk: `RATE#${enc(issuer)}#${enc(agentId)}`, sk: "BUCKET" };
+}
+
+/** `sk` of every `active-count` item. */
+export const ACTIVE_COUNT_SK = "COUNT";
+
+/** Key of the count of an agent's tasks of one template that hold an active slot. */
+export function activeCountKey(template: string, issuer: string, agentId: string): ItemKey {
+  return { pk: `ACTIVE#${enc(template)}#${enc(issuer)}#${enc(agentId)}`, sk: ACTIVE_COUNT_SK };
+}
+
+/** `gsi2pk` of the tasks in one status: query it to list them in creation order. */
+export function statusGsi2pk(status: TaskStatus): string {
+  return `STATUS#${status}`;
+}
+
+/** `gsi1sk`/`gsi2sk` of a task: creation time first, so both indexes list tasks in creation order. */
+export function taskIndexSk(task: Pick<Task, "createdAt" | "taskId">): string {
+  return `${task.createdAt}#${enc(task.taskId)}`;
+}
+
 /** `gsi1pk` of an agent's tasks: query it to list one agent's tasks in creation order. */
 export function agentTasksGsi1pk(issuer: string, agentId: string): string {
   return `AGENT#${enc(issuer)}#${enc(agentId)}`;
@@ -149,21 +224,28 @@ export function toEpochSeconds(time: string): number {
 }
 
 /**
- * `gsi1pk`/`gsi1sk` for an item that expires: the item's own key. Needed so DynamoDB Local's TTL
- * job can delete it (see the module comment); harmless on DynamoDB.
+ * Every index key attribute for an item that expires: the item's own key. Needed so DynamoDB
+ * Local's TTL job can delete it (see the module comment); harmless on DynamoDB.
  */
-export function selfIndexKeys(key: ItemKey): { gsi1pk: string; gsi1sk: string } {
-  return { gsi1pk: key.pk, gsi1sk: key.sk };
+export function selfIndexKeys(key: ItemKey): {
+  gsi1pk: string;
+  gsi1sk: string;
+  gsi2pk: string;
+  gsi2sk: string;
+} {
+  return { gsi1pk: key.pk, gsi1sk: key.sk, gsi2pk: key.pk, gsi2sk: key.sk };
 }
 
-/** The task record as stored: the task's fields plus keys, `type` and the agent index. */
+/** The task record as stored: the task's fields plus keys, `type`, the agent and the status index. */
 export function taskItem(task: Task): Record<string, unknown> {
   return {
     ...withoutUndefined(task),
     ...taskKey(task.taskId),
     type: "task" satisfies ItemType,
     gsi1pk: agentTasksGsi1pk(task.agent.issuer, task.agent.id),
-    gsi1sk: `${task.createdAt}#${enc(task.taskId)}`,
+    gsi1sk: taskIndexSk(task),
+    gsi2pk: statusGsi2pk(task.status),
+    gsi2sk: taskIndexSk(task),
   };
 }
 
@@ -298,6 +380,69 @@ export function sandboxRolePolicyItem(
   };
 }
 
+/**
+ * Cedar policy sets (see `lib/authz/policy-store.ts`): every version of a set is kept as a
+ * `policy-version` item; the set's `policy-set` item points at the current one and holds a copy
+ * of its text, so loading all current sets is one query on {@link POLICYSETS_GSI1PK}. Both are
+ * written in one transaction, conditional on the pointer's expected version.
+ */
+export const POLICYSETS_GSI1PK = "POLICYSETS";
+
+/** Digits of the zero-padded version in a `policy-version` item's `sk`, so versions sort. */
+const POLICY_VERSION_DIGITS = 10;
+
+/** `sk` prefix of a policy set's `policy-version` items. */
+export const POLICY_VERSION_SK_PREFIX = "V#";
+
+/** Key of a policy set's current pointer. */
+export function policySetKey(name: string): ItemKey {
+  return { pk: `POLICYSET#${enc(name)}`, sk: "CURRENT" };
+}
+
+/** Key of one version of a policy set. */
+export function policyVersionKey(name: string, version: number): ItemKey {
+  return {
+    pk: `POLICYSET#${enc(name)}`,
+    sk: `${POLICY_VERSION_SK_PREFIX}${String(version).padStart(POLICY_VERSION_DIGITS, "0")}`,
+  };
+}
+
+/** One version of a policy set as stored. */
+export interface PolicySetVersionItem {
+  readonly name: string;
+  readonly version: number;
+  /** The Cedar text, exactly as validated. */
+  readonly text: string;
+  /** RFC 3339: when this version was written. */
+  readonly updatedAt: string;
+}
+
+/** A version of a policy set (immutable once written). */
+export function policyVersionItem(entry: PolicySetVersionItem): Record<string, unknown> {
+  return {
+    ...policyVersionKey(entry.name, entry.version),
+    type: "policy-version" satisfies ItemType,
+    name: entry.name,
+    version: entry.version,
+    text: entry.text,
+    updatedAt: entry.updatedAt,
+  };
+}
+
+/** A policy set's current pointer, with a copy of the current version's text. */
+export function policySetItem(entry: PolicySetVersionItem): Record<string, unknown> {
+  return {
+    ...policySetKey(entry.name),
+    type: "policy-set" satisfies ItemType,
+    gsi1pk: POLICYSETS_GSI1PK,
+    gsi1sk: entry.name,
+    name: entry.name,
+    version: entry.version,
+    text: entry.text,
+    updatedAt: entry.updatedAt,
+  };
+}
+
 /** Drops `undefined` properties (recursively through plain objects): DynamoDB cannot store them. */
 export function withoutUndefined<T extends object>(value: T): T {
   const out: Record<string, unknown> = {};
@@ -320,8 +465,8 @@ export function stripKeys(item: Record<string, unknown>): Record<string, unknown
 }
 
 /**
- * The table's definition: `pk`/`sk` strings, GSI `gsi1` (`gsi1pk`/`gsi1sk`, all attributes
- * projected), a `NEW_AND_OLD_IMAGES` stream and on-demand billing. TTL is not part of
+ * The table's definition: `pk`/`sk` strings, GSIs `gsi1` (`gsi1pk`/`gsi1sk`) and `gsi2`
+ * (`gsi2pk`/`gsi2sk`, the status index), both projecting all attributes, a `NEW_AND_OLD_IMAGES` stream and on-demand billing. TTL is not part of
  * `CreateTable`; {@link ensureTable} enables it on {@link TTL_ATTRIBUTE}.
  */
 export function tableDefinition(tableName: string): CreateTableCommandInput {
@@ -332,6 +477,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: "sk", AttributeType: "S" },
       { AttributeName: "gsi1pk", AttributeType: "S" },
       { AttributeName: "gsi1sk", AttributeType: "S" },
+      { AttributeName: "gsi2pk", AttributeType: "S" },
+      { AttributeName: "gsi2sk", AttributeType: "S" },
     ],
     KeySchema: [
       { AttributeName: "pk", KeyType: "HASH" },
@@ -343,6 +490,14 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
         KeySchema: [
           { AttributeName: "gsi1pk", KeyType: "HASH" },
           { AttributeName: "gsi1sk", KeyType: "RANGE" },
+        ],
+        Projection: { ProjectionType: "ALL" },
+      },
+      {
+        IndexName: GSI2,
+        KeySchema: [
+          { AttributeName: "gsi2pk", KeyType: "HASH" },
+          { AttributeName: "gsi2sk", KeyType: "RANGE" },
         ],
         Projection: { ProjectionType: "ALL" },
       },
@@ -364,7 +519,7 @@ export interface EnsuredTable {
  * `ACTIVE`, and enables TTL on {@link TTL_ATTRIBUTE}. Safe to call again and concurrently.
  * Meant for DynamoDB Local (sandbox, tests); deployed tables come from the CDK stack.
  *
- * @throws Error when an existing table has no `NEW_AND_OLD_IMAGES` stream
+ * @throws Error when an existing table has no `NEW_AND_OLD_IMAGES` stream or lacks an index
  * @example
  * const { streamArn } = await ensureTable(client, "jitv");
  */
@@ -381,6 +536,15 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
   const stream = table?.StreamSpecification;
   if (!table?.LatestStreamArn || !stream?.StreamEnabled || stream.StreamViewType !== "NEW_AND_OLD_IMAGES") {
     throw new Error(`table ${tableName} exists without a NEW_AND_OLD_IMAGES stream; use another table`);
+  }
+  const indexes = new Set((table.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
+  const missing = [GSI1, GSI2].filter((name) => !indexes.has(name));
+  if (missing.length > 0) {
+    // Adding an index to an old table is not enough: its expiring items lack the new key
+    // attributes, which stalls DynamoDB Local's TTL job (see the module comment).
+    throw new Error(
+      `table ${tableName} exists without index ${missing.join(", ")} (made by an older jitv); use another table`,
+    );
   }
 
   const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));

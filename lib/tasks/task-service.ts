@@ -9,15 +9,17 @@ import {
   NotFoundError,
   UpstreamUnavailableError,
 } from "../domain/errors.js";
-import type { IssuerKind, VerifiedIdentity } from "../domain/identity.js";
+import type { IssuerKind, VerifiedIdentity, Zone } from "../domain/identity.js";
 import { isTaskId, newTaskId } from "../domain/ids.js";
 import { assertSafeIdentityValue, renderSessionPolicy, validateParameters } from "../domain/render.js";
 import type { IssuedCredentials } from "../domain/sts.js";
 import { buildAssumeRoleRequest, buildSessionTags } from "../domain/sts-request.js";
-import { effectiveStatus, type Task } from "../domain/task.js";
+import { type AgentRef, effectiveStatus, type Task } from "../domain/task.js";
 import type { TaskTemplate } from "../domain/template.js";
 import type { ReplayCache } from "../identity/replay-cache.js";
+import type { ApprovalStore } from "./approvals.js";
 import type { LifecycleStarter, TaskTokenSender } from "./lifecycle.js";
+import type { ApprovalNotifier } from "./notifier.js";
 import type { TaskRepository, TemplateStore } from "./repository.js";
 
 /** What the service needs from token verification (implemented by `TokenVerifier`). */
@@ -25,7 +27,7 @@ export interface Verifier {
   verify(token: string, options?: { kind?: IssuerKind }): Promise<VerifiedIdentity>;
 }
 
-/** Who counts as an admin: tokens from `issuer` whose `claim` holds one of `values`. */
+/** Who counts as an admin or approver: tokens from `issuer` whose `claim` holds one of `values`. */
 export interface RoleRule {
   readonly issuer: string;
   readonly claim: string;
@@ -42,7 +44,14 @@ export interface TaskServiceDeps {
   readonly audit: AuditLog;
   readonly lifecycle: LifecycleStarter;
   readonly tokens: TaskTokenSender;
-  readonly admins?: RoleRule;
+  readonly notifier: ApprovalNotifier;
+  readonly approvals: ApprovalStore;
+  /** Per-agent vend rate (token bucket); `429 rate_limited` with `Retry-After` when empty. */
+  readonly rateLimiter?: { consume(agent: AgentRef): Promise<void> };
+  /** The agent registry behind `GET /v1/agents`. */
+  readonly agents?: { recordAgentSeen(agent: AgentRef & { zone: Zone }, at: Date): Promise<void> };
+  readonly admins?: readonly RoleRule[];
+  readonly approvers?: readonly RoleRule[];
   readonly now?: () => Date;
   readonly newTaskId?: () => string;
 }
@@ -101,7 +110,7 @@ export class TaskService {
     if (agent.zone !== template.zone) {
       deny(new ForbiddenError(`a ${agent.zone}-zone agent cannot use a ${template.zone}-zone template`));
     }
-    const subject = await this.#verifySubject(template, input.subjectToken).catch((err: JitvError) =>
+    const subject = await this.#verifySubject(template, agent, input.subjectToken).catch((err: JitvError) =>
       deny(err),
     );
     const who = { user: subject?.id, tenant: subject?.tenant };
@@ -125,13 +134,12 @@ export class TaskService {
       ttlSeconds,
       parameters,
     });
-    if (!decision.allowed) deny(new ForbiddenError(decision.reason), { ...who, policies: decision.policies });
-    if (template.approval.required) {
-      deny(
-        new ForbiddenError("this template requires approval, which this deployment does not offer yet"),
-        who,
-      );
+    const policyVersion =
+      decision.policyVersion === undefined ? {} : { policyVersion: decision.policyVersion };
+    if (!decision.allowed) {
+      deny(new ForbiddenError(decision.reason), { ...who, policies: decision.policies, ...policyVersion });
     }
+    const pending = template.approval.required;
 
     const taskId = this.#newTaskId();
     let sessionPolicy = "";
@@ -147,14 +155,25 @@ export class TaskService {
     } catch (err) {
       deny(err as JitvError, who);
     }
-    audit.record({ event: "vend.allowed", ...base, ...who, taskId, policies: decision.policies });
+    // Before the token's jti is consumed: a rate-limited agent retries with the same token.
+    await this.#d.rateLimiter?.consume(agentRef(agent)).catch((err: JitvError) => deny(err, who));
+    audit.record({
+      event: "vend.allowed",
+      ...base,
+      ...who,
+      taskId,
+      policies: decision.policies,
+      ...policyVersion,
+    });
 
     if (agent.jti !== undefined) await this.#d.replay.consume(agent.issuer, agent.jti, agent.expiresAt);
 
     const now = this.#now();
+    // A task awaiting approval lives until its approval deadline; its own life starts at approval.
+    const lifeSeconds = pending ? template.approval.timeoutSeconds : ttlSeconds;
     const task: Task = {
       taskId,
-      status: "active",
+      status: pending ? "pending_approval" : "active",
       template: template.name,
       zone: template.zone,
       roleArn: template.roleArn,
@@ -166,12 +185,20 @@ export class TaskService {
       parameters,
       sessionPolicy,
       createdAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
+      expiresAt: new Date(now.getTime() + lifeSeconds * 1000).toISOString(),
+      ttlSeconds,
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
       issuedCount: 0,
     };
-    const created = await this.#d.tasks.create(task);
+    const maxActive = template.maxActivePerAgent;
+    const created = await this.#d.tasks
+      .create(task, maxActive === undefined ? undefined : { maxActive })
+      .catch((err: JitvError) => deny(err, who));
     if (!created.created) return this.#replayIdempotent(created.task, task, template, options.requestId);
+    // Best effort: the registry feeds the inventory, never a decision.
+    await this.#d.agents
+      ?.recordAgentSeen({ ...agentRef(agent), zone: agent.zone }, now)
+      .catch(() => undefined);
 
     // The revocation is scheduled (lifecycle execution + TTL lease) before any credential exists.
     try {
@@ -181,6 +208,18 @@ export class TaskService {
       await this.#d.tasks.markFailed(taskId, err.message).catch(() => undefined);
       audit.record({ event: "task.failed", ...base, ...who, taskId, reason: err.message });
       throw err;
+    }
+    if (pending) {
+      audit.record({
+        event: "task.pending_approval",
+        ...base,
+        ...who,
+        taskId,
+        quorum: template.approval.quorum,
+      });
+      // Approvers learn of it by notification; a lost notification delays, never grants.
+      await this.#d.notifier.pendingApproval(created.task, template.approval.quorum).catch(() => undefined);
+      return { status: 202, task: created.task };
     }
 
     const credentials = await this.#issue(created.task, template, {
@@ -193,7 +232,8 @@ export class TaskService {
   /** `GET /v1/tasks/{id}`: the owner agent or an admin; anyone else gets 404. */
   async getTask(caller: VerifiedIdentity, taskId: string): Promise<Task> {
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
-    if (!task || !(isOwner(caller, task) || this.isAdmin(caller))) throw new NotFoundError("unknown task");
+    if (!task || !(isOwner(caller, task) || this.isAdmin(caller, task.zone)))
+      throw new NotFoundError("unknown task");
     return { ...task, status: effectiveStatus(task, this.#now()) };
   }
 
@@ -219,7 +259,96 @@ export class TaskService {
     if (!this.isAdmin(caller)) throw new ForbiddenError("only admins may revoke tasks");
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
     if (!task) throw new NotFoundError("unknown task");
+    if (!this.isAdmin(caller, task.zone))
+      throw new ForbiddenError("admins of one trust zone cannot revoke in another");
     return this.#end(task, "revoked", reason, requestId, { revokedBy: caller.id });
+  }
+
+  /**
+   * `POST /v1/tasks/{id}/approve`: one approver's approval. Approvers are the issuers file's
+   * `approvers`, in the task's zone, and never the agent or the user it acts for; `quorum`
+   * distinct approvers activate the task, whose life starts then.
+   */
+  async approve(caller: VerifiedIdentity, taskId: string, requestId?: string) {
+    const task = await this.#pendingForApprover(caller, taskId);
+    const template = await this.#d.templates.get(task.template);
+    const quorum = template?.approval.quorum ?? 1;
+    const approvals = await this.#d.approvals.recordApproval(task.taskId, approverKey(caller));
+    if (!approvals) throw new ConflictError("already approved by this approver, or no longer pending");
+    this.#auditTask("approval.recorded", task, requestId, {
+      approver: caller.id,
+      approvals: approvals.length,
+      quorum,
+    });
+    if (approvals.length < quorum) {
+      return { taskId: task.taskId, status: "pending_approval" as const, approvals: approvals.length };
+    }
+    const ttlSeconds = task.ttlSeconds ?? template?.ttl.defaultSeconds ?? 900;
+    const expiresAt = new Date(this.#now().getTime() + ttlSeconds * 1000).toISOString();
+    const active = await this.#d.approvals.activate(task.taskId, expiresAt);
+    if (active) {
+      this.#auditTask("task.approved", active, requestId, { approvals: approvals.length });
+      if (active.approvalToken) {
+        await this.#d.tokens
+          .sendSuccess(active.approvalToken, { decision: "approved", timeoutSeconds: ttlSeconds })
+          .catch(() => this.#auditTask("lifecycle.signal_failed", active, requestId));
+      }
+    }
+    const current = await this.#d.tasks.get(task.taskId);
+    return { taskId: task.taskId, status: current?.status ?? "active", approvals: approvals.length };
+  }
+
+  /** `POST /v1/tasks/{id}/deny`: an approver refuses; the task is `denied` and never yields credentials. */
+  async deny(caller: VerifiedIdentity, taskId: string, reason: string | undefined, requestId?: string) {
+    const task = await this.#pendingForApprover(caller, taskId);
+    const denied = await this.#d.tasks.transition(
+      task.taskId,
+      ["pending_approval"],
+      "denied",
+      reason ?? "approval refused",
+    );
+    if (!denied) throw new ConflictError("the task is no longer pending approval");
+    this.#auditTask("task.denied", denied, requestId, { approver: caller.id, reason: denied.reason });
+    if (denied.approvalToken) {
+      await this.#d.tokens
+        .sendSuccess(denied.approvalToken, { decision: "denied" })
+        .catch(() => this.#auditTask("lifecycle.signal_failed", denied, requestId));
+    }
+    return { taskId: task.taskId, status: "denied" as const, approvals: denied.approvals?.length ?? 0 };
+  }
+
+  isApprover(identity: VerifiedIdentity): boolean {
+    return matchesRole(identity, this.#d.approvers);
+  }
+
+  async #pendingForApprover(caller: VerifiedIdentity, taskId: string): Promise<Task> {
+    if (!this.isApprover(caller)) throw new ForbiddenError("only approvers may decide on tasks");
+    const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
+    if (!task) throw new NotFoundError("unknown task");
+    if (caller.zone !== task.zone)
+      throw new ForbiddenError("approvers of one trust zone cannot decide in another");
+    const self =
+      (caller.issuer === task.agent.issuer && caller.id === task.agent.id) ||
+      (task.onBehalfOf !== undefined &&
+        caller.issuer === task.onBehalfOf.issuer &&
+        caller.id === task.onBehalfOf.user);
+    if (self) throw new ForbiddenError("the agent and the user it acts for cannot approve their own task");
+    const status = effectiveStatus(task, this.#now());
+    if (status !== "pending_approval") throw new ConflictError(`the task is ${status}`);
+    return task;
+  }
+
+  #auditTask(event: Parameters<AuditLog["record"]>[0]["event"], task: Task, requestId?: string, extra = {}) {
+    this.#d.audit.record({
+      event,
+      requestId,
+      taskId: task.taskId,
+      template: task.template,
+      agent: task.agent,
+      user: task.onBehalfOf?.user,
+      tenant: task.onBehalfOf?.tenant,
+      ...extra,
+    });
   }
 
   /** Verifies any token (agent or user) for read access. */
@@ -227,8 +356,9 @@ export class TaskService {
     return this.#d.verifier.verify(token);
   }
 
-  isAdmin(identity: VerifiedIdentity): boolean {
-    return matchesRole(identity, this.#d.admins);
+  /** An admin by the issuers file's `admins` rules; with `zone`, an admin of that trust zone. */
+  isAdmin(identity: VerifiedIdentity, zone?: Zone): boolean {
+    return matchesRole(identity, this.#d.admins) && (zone === undefined || identity.zone === zone);
   }
 
   async #owned(caller: VerifiedIdentity, taskId: string): Promise<Task> {
@@ -272,7 +402,7 @@ export class TaskService {
     return ended;
   }
 
-  async #verifySubject(template: TaskTemplate, subjectToken: string | undefined) {
+  async #verifySubject(template: TaskTemplate, agent: VerifiedIdentity, subjectToken: string | undefined) {
     if (template.zone === "workforce") {
       if (subjectToken !== undefined) {
         throw new InvalidRequestError("subjectToken is only accepted for customer-zone templates");
@@ -285,6 +415,10 @@ export class TaskService {
     if (subject.zone !== template.zone)
       throw new ForbiddenError("the subject token is not from a customer-zone issuer");
     if (subject.tenant === undefined) throw new ForbiddenError("the subject token has no tenant claim");
+    // An RFC 8693 exchanged token names its actor: it must be this agent, not another one.
+    if (subject.actor !== undefined && subject.actor !== agent.subject && subject.actor !== agent.id) {
+      throw new ForbiddenError("the subject token was issued to another actor");
+    }
     assertSafeIdentityValue("tenant", subject.tenant);
     return subject;
   }
@@ -296,6 +430,12 @@ export class TaskService {
     const status = effectiveStatus(existing, this.#now());
     if (status === "pending_approval") return { status: 202 as const, task: existing };
     if (status !== "active") throw new ConflictError(`the task for this Idempotency-Key is ${status}`);
+    // The first request may still be scheduling the lifecycle: make sure it is (idempotent by
+    // task id) before any credential leaves. Should the first request fail the task meanwhile,
+    // the issue below is refused (only an active task records credentials).
+    await this.#d.lifecycle.start(existing).catch((cause: unknown) => {
+      throw new UpstreamUnavailableError("could not schedule the task's lifecycle", { cause });
+    });
     const credentials = await this.#issue(existing, template, { requestId, fresh: false });
     return { status: 201 as const, task: existing, credentials };
   }
@@ -340,14 +480,20 @@ function agentRef(agent: VerifiedIdentity) {
   return { issuer: agent.issuer, id: agent.id };
 }
 
+function approverKey(identity: VerifiedIdentity): string {
+  return `${identity.issuer}|${identity.id}`;
+}
+
 function isOwner(caller: VerifiedIdentity, task: Task): boolean {
   return caller.kind === "agent" && caller.issuer === task.agent.issuer && caller.id === task.agent.id;
 }
 
-/** True when the identity's token comes from `rule.issuer` and its `rule.claim` holds one of `rule.values`. */
-export function matchesRole(identity: VerifiedIdentity, rule: RoleRule | undefined): boolean {
-  if (!rule || identity.issuer !== rule.issuer) return false;
-  const claim = identity.claims[rule.claim];
-  const values = Array.isArray(claim) ? claim : [claim];
-  return values.some((v) => typeof v === "string" && rule.values.includes(v));
+/** True when the identity's token comes from a rule's `issuer` and its `claim` holds one of the rule's `values`. */
+export function matchesRole(identity: VerifiedIdentity, rules: readonly RoleRule[] | undefined): boolean {
+  return (rules ?? []).some((rule) => {
+    if (identity.issuer !== rule.issuer) return false;
+    const claim = identity.claims[rule.claim];
+    const values = Array.isArray(claim) ? claim : [claim];
+    return values.some((v) => typeof v === "string" && rule.values.includes(v));
+  });
 }

@@ -336,6 +336,36 @@ describe("POST /v1/tasks", () => {
     },
   );
 
+  it("accepts a user token exchanged for this agent (RFC 8693 act) and refuses one exchanged for another", async () => {
+    const agentToken = () => customerAgents.sign({ sub: "support-bot" });
+    const forMe = await users.sign({ sub: "alice", tenant: "acme", act: { sub: "support-bot" } });
+    expect((await vend({ template: "tenant-read", subjectToken: forMe }, await agentToken())).status).toBe(
+      201,
+    );
+    const forOther = await users.sign({ sub: "alice", tenant: "acme", act: { sub: "other-bot" } });
+    expectError(
+      await vend({ template: "tenant-read", subjectToken: forOther }, await agentToken()),
+      403,
+      "forbidden",
+    );
+  });
+
+  it("answers 401 for a user token minted for another audience, and 403 for a missing tenant claim", async () => {
+    const agentToken = () => customerAgents.sign({ sub: "support-bot" });
+    const otherAudience = await users.sign({ sub: "alice", tenant: "acme", aud: "another-app" });
+    expectError(
+      await vend({ template: "tenant-read", subjectToken: otherAudience }, await agentToken()),
+      401,
+      "invalid_token",
+    );
+    const noTenant = await users.sign({ sub: "alice" });
+    expectError(
+      await vend({ template: "tenant-read", subjectToken: noTenant }, await agentToken()),
+      403,
+      "forbidden",
+    );
+  });
+
   it("answers 403 for an agent not in the template's list, and audits the denial", async () => {
     const res = await vend(
       { template: "reports-read", parameters: { prefix: "a" } },
@@ -431,13 +461,116 @@ describe("GET /v1/tasks/{id}", () => {
     expectError(malformed, 404, "not_found");
   });
 
-  it("lets an admin read any task", async () => {
-    const res = await vend({ template: "reports-read", parameters: { prefix: "a" } });
+  it("lets an admin read any task of the admin's trust zone, and no other", async () => {
+    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+    const customer = await vend(
+      { template: "tenant-read", subjectToken },
+      await customerAgents.sign({ sub: "support-bot" }),
+    );
     const admin = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });
-    const read = await call("GET", `/v1/tasks/${res.json.taskId}`, { token: admin });
+    const read = await call("GET", `/v1/tasks/${customer.json.taskId}`, { token: admin });
     expect(read.status).toBe(200);
     const notAdmin = await users.sign({ sub: "eve", groups: ["staff"], tenant: "ops" });
-    expectError(await call("GET", `/v1/tasks/${res.json.taskId}`, { token: notAdmin }), 404, "not_found");
+    expectError(
+      await call("GET", `/v1/tasks/${customer.json.taskId}`, { token: notAdmin }),
+      404,
+      "not_found",
+    );
+    const workforce = await vend({ template: "reports-read", parameters: { prefix: "a" } });
+    expectError(await call("GET", `/v1/tasks/${workforce.json.taskId}`, { token: admin }), 404, "not_found");
+  });
+});
+
+describe("limits", () => {
+  it("caps active tasks per agent and template (maxActivePerAgent) under concurrency: 429", async () => {
+    await core.templates.put(
+      parseTemplate({
+        ...workforceTemplate,
+        name: "capped-read",
+        maxActivePerAgent: 2,
+        agents: [{ issuer: agents.issuer, subjects: ["agent-capped"] }],
+      }),
+    );
+    const tokens = await Promise.all(Array.from({ length: 6 }, () => agentToken("agent-capped")));
+    const results = await Promise.all(
+      tokens.map((t) => vend({ template: "capped-read", parameters: { prefix: "a" } }, t)),
+    );
+    expect(results.filter((r) => r.status === 201)).toHaveLength(2);
+    for (const r of results.filter((r) => r.status !== 201)) expectError(r, 429, "rate_limited");
+    // Completing one frees its slot.
+    const first = results.find((r) => r.status === 201);
+    await call("POST", `/v1/tasks/${first?.json.taskId}/complete`, {
+      token: await agentToken("agent-capped"),
+    });
+    expect(
+      (await vend({ template: "capped-read", parameters: { prefix: "a" } }, await agentToken("agent-capped")))
+        .status,
+    ).toBe(201);
+  });
+
+  it("limits each agent's vend rate with a token bucket: 429 with Retry-After", async () => {
+    await core.templates.put(
+      parseTemplate({
+        ...workforceTemplate,
+        name: "rate-read",
+        agents: [{ issuer: agents.issuer, subjects: ["agent-rate"] }],
+      }),
+    );
+    const limited = composeCore({
+      doc: table.doc,
+      tableName: table.tableName,
+      issuers: parseIssuerConfig({
+        issuers: [agents.profile({ name: "agents", kind: "agent", zone: "workforce" })],
+      }),
+      broker,
+      lifecycle,
+      tokens,
+      audit: new MemoryAuditLog(),
+      vendRate: { capacity: 2, refillPerSecond: 0.01 },
+    });
+    const send = (token: string) =>
+      limited.api({
+        method: "POST",
+        path: "/v1/tasks",
+        headers: { authorization: `Bearer ${token}` },
+        query: {},
+        body: JSON.stringify({ template: "rate-read", parameters: { prefix: "a" } }),
+        requestId: "req-rate",
+      });
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await send(await agentToken("agent-rate"))).status);
+    expect(statuses).toEqual([201, 201, 429]);
+    const refused = await send(await agentToken("agent-rate"));
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers["Retry-After"])).toBeGreaterThan(0);
+    expect(JSON.parse(refused.body)).toEqual({
+      error: { code: "rate_limited", message: expect.any(String) },
+    });
+  });
+});
+
+describe("admin inventory", () => {
+  it("lists an admin's zone's active tasks and agents; refuses others", async () => {
+    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+    const vended = await vend(
+      { template: "tenant-read", subjectToken },
+      await customerAgents.sign({ sub: "support-bot" }),
+    );
+    const admin = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });
+    const tasks = await call("GET", "/v1/tasks", { token: admin });
+    expect(tasks.status).toBe(200);
+    const ids = tasks.json.tasks.map((t: { taskId: string }) => t.taskId);
+    expect(ids).toContain(vended.json.taskId);
+    expect(
+      tasks.json.tasks.every((t: { agent: { issuer: string } }) => t.agent.issuer === customerAgents.issuer),
+    ).toBe(true);
+    const agentsList = await call("GET", "/v1/agents", { token: admin });
+    expect(agentsList.json.agents).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ issuer: customerAgents.issuer, id: "support-bot", zone: "customer" }),
+      ]),
+    );
+    expectError(await call("GET", "/v1/tasks", { token: await agentToken() }), 403, "forbidden");
   });
 });
 

@@ -2,7 +2,7 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MemoryAuditLog } from "../../../lib/audit/logger-audit-log.js";
 import { MemoryMetrics } from "../../../lib/audit/metrics.js";
-import { composeLifecycle } from "../../../lib/compose.js";
+import { composeLifecycle } from "../../../lib/compose-lifecycle.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
 import { DynamoRolePolicyWriter } from "../../../lib/revocation/dynamo-role-policy-writer.js";
 import type { RolePolicyWriter } from "../../../lib/revocation/revocation-store.js";

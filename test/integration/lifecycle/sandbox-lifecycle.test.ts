@@ -17,10 +17,27 @@ const SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jitv-demo/r
 function sandboxTemplates(dir: string, issuerPort: number): string {
   const out = join(dir, "templates");
   mkdirSync(out);
-  for (const file of ["db-maintenance.json", "s3-reports-read.json"]) {
+  for (const file of ["db-maintenance.json", "s3-reports-read.json", "prod-db-admin.json"]) {
     const text = readFileSync(join(root, "examples", "templates", file), "utf8");
     writeFileSync(join(out, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
   }
+  // A customer-zone template that needs one approver.
+  writeFileSync(
+    join(out, "tenant-export.json"),
+    JSON.stringify({
+      name: "tenant-export",
+      zone: "customer",
+      roleArn: "arn:aws:iam::123456789012:role/jitv/tenant-exporter",
+      sessionPolicy: {
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::exports/{{tenant}}/*" },
+        ],
+      },
+      agents: [{ issuer: `http://127.0.0.1:${issuerPort}/customer-agents`, subjects: ["support-agent"] }],
+      approval: { required: true, quorum: 1, timeoutSeconds: 600 },
+    }),
+  );
   return out;
 }
 
@@ -68,8 +85,12 @@ class Client {
     return { status: res.status, json: (await res.json()) as any };
   }
 
-  vend(template: string, body: Record<string, unknown> = {}) {
-    return this.call("POST", "/v1/tasks", { as: "demo-agent", body: { template, ...body } });
+  vend(template: string, body: Record<string, unknown> = {}, as = "demo-agent") {
+    return this.call("POST", "/v1/tasks", { as, body: { template, ...body } });
+  }
+
+  decide(taskId: string, decision: "approve" | "deny", as: string) {
+    return this.call("POST", `/v1/tasks/${taskId}/${decision}`, { as });
   }
 
   simulate(taskId: string, action: string, resource: string) {
@@ -159,6 +180,11 @@ describe("a task's lifecycle in the sandbox", () => {
       body: { reason: "x" },
     });
     expect(notAdmin.status).toBe(403);
+    const otherZone = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+      as: "acme-admin",
+      body: { reason: "x" },
+    });
+    expect(otherZone.status).toBe(403);
     const noReason = await c.call("POST", `/v1/tasks/${taskId}/revoke`, { as: "admin", body: {} });
     expect(noReason.status).toBe(400);
     const revoked = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
@@ -199,6 +225,75 @@ describe("a task's lifecycle in the sandbox", () => {
   });
 });
 
+describe("approval gates", () => {
+  let sandbox: Sandbox;
+  let c: Client;
+  beforeAll(async () => {
+    sandbox = await start();
+    c = new Client(sandbox);
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
+
+  it("waits for a quorum of two distinct approvers; the pending task never yields credentials", async () => {
+    const vended = await c.vend("prod-db-admin", { purpose: "resize the cluster" });
+    expect(vended.status).toBe(202);
+    expect(vended.json).toMatchObject({ status: "pending_approval" });
+    expect(vended.json.credentials).toBeUndefined();
+    const { taskId } = vended.json;
+
+    expect((await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(409);
+    expect((await c.decide(taskId, "approve", "demo-agent")).status).toBe(403); // an agent is no approver
+    expect((await c.decide(taskId, "approve", "acme-admin")).status).toBe(403); // another zone's approver
+    expect((await c.decide(taskId, "approve", "pat")).json).toEqual({
+      taskId,
+      status: "pending_approval",
+      approvals: 1,
+    });
+    expect((await c.decide(taskId, "approve", "pat")).status).toBe(409); // the same approver twice
+    expect((await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(409);
+    expect((await c.decide(taskId, "approve", "quinn")).json).toEqual({
+      taskId,
+      status: "active",
+      approvals: 2,
+    });
+
+    const refresh = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
+    expect(refresh.status).toBe(200);
+    expect(refresh.json.credentials.AccessKeyId).toMatch(/^JITVSANDBOX/);
+    expect(Date.parse(refresh.json.credentials.Expiration)).toBeLessThanOrEqual(
+      Date.parse(refresh.json.expiresAt),
+    );
+    // Its life (900 s) started at approval.
+    expect(Date.parse(refresh.json.expiresAt) - Date.now()).toBeGreaterThan(890_000);
+
+    // And it ends like any task: complete → revoked on its role.
+    expect((await c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" })).status).toBe(200);
+    await sandbox.runner.execution(taskId);
+    expect(await c.task(taskId)).toMatchObject({ status: "completed", revokedAt: expect.any(String) });
+  });
+
+  it("a refusal denies the task for good", async () => {
+    const { taskId } = (await c.vend("prod-db-admin")).json;
+    expect((await c.decide(taskId, "deny", "pat")).json).toEqual({ taskId, status: "denied", approvals: 0 });
+    await sandbox.runner.execution(taskId);
+    expect(await c.task(taskId)).toMatchObject({ status: "denied", closedAt: expect.any(String) });
+    expect((await c.decide(taskId, "approve", "quinn")).status).toBe(409);
+    expect((await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(409);
+  });
+
+  it("the user a delegated task acts for cannot approve it", async () => {
+    const subjectToken = await c.token("acme-admin");
+    const vended = await c.vend("tenant-export", { subjectToken }, "support-agent");
+    expect(vended.status).toBe(202);
+    expect(vended.json.onBehalfOf).toEqual({ user: "acme-admin", tenant: "acme" });
+    const self = await c.decide(vended.json.taskId, "approve", "acme-admin");
+    expect(self.status).toBe(403);
+    expect(self.json.error.message).toContain("own task");
+  });
+});
+
 describe("expiry", () => {
   let sandbox: Sandbox;
   let c: Client;
@@ -208,6 +303,12 @@ describe("expiry", () => {
   });
   afterAll(async () => {
     await sandbox?.close();
+  });
+
+  it("a task nobody approves in time is denied", async () => {
+    const { taskId } = (await c.vend("prod-db-admin")).json;
+    await sandbox.runner.execution(taskId);
+    expect(await c.task(taskId)).toMatchObject({ status: "denied", reason: "approval timed out" });
   });
 
   it("a task nobody completes is expired and revoked by the state machine at its deadline", async () => {

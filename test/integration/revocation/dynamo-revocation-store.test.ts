@@ -148,6 +148,8 @@ describe("DynamoRevocationStore", () => {
       ...key,
       gsi1pk: key.pk,
       gsi1sk: key.sk,
+      gsi2pk: key.pk,
+      gsi2sk: key.sk,
       type: "lease",
       leaseKind: "prune",
       roleArn: role,

@@ -226,6 +226,7 @@ describe("local issuer", () => {
         "customer",
       ],
       ["local-users", users, local.issuers.users.jwksUri, "user", "customer"],
+      ["local-staff", local.issuers.staff.issuer, local.issuers.staff.jwksUri, "user", "workforce"],
     ]);
     for (const profile of config.issuers) {
       expect(profile).toMatchObject({
@@ -241,8 +242,16 @@ describe("local issuer", () => {
       tenant: "tenant",
       groups: "groups",
     });
-    expect(config.admins).toEqual({ issuer: users, claim: "groups", values: ["jitv-admins"] });
-    expect(config.approvers).toEqual({ issuer: users, claim: "groups", values: ["jitv-approvers"] });
+    // Each zone's user issuer has its own admins and approvers.
+    const staff = local.issuers.staff.issuer;
+    expect(config.admins).toEqual([
+      { issuer: staff, claim: "groups", values: ["jitv-admins"] },
+      { issuer: users, claim: "groups", values: ["jitv-admins"] },
+    ]);
+    expect(config.approvers).toEqual([
+      { issuer: staff, claim: "groups", values: ["jitv-approvers"] },
+      { issuer: users, claim: "groups", values: ["jitv-approvers"] },
+    ]);
   });
 });
 

@@ -95,6 +95,8 @@ describe("DynamoTaskRepository create/get", () => {
       ...leaseKey(task.taskId),
       gsi1pk: leaseKey(task.taskId).pk,
       gsi1sk: leaseKey(task.taskId).sk,
+      gsi2pk: leaseKey(task.taskId).pk,
+      gsi2sk: leaseKey(task.taskId).sk,
       type: "lease",
       leaseKind: "task",
       taskId: task.taskId,

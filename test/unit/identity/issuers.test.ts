@@ -64,8 +64,11 @@ describe("parseIssuerConfig", () => {
     });
     expect(config.issuers[0]?.maxTokenAgeSeconds).toBe(600);
     expect(config.issuers[0]?.clockToleranceSeconds).toBe(0);
-    expect(config.admins?.values).toEqual(["jitv-admins"]);
-    expect(config.approvers?.values).toEqual(["jitv-approvers"]);
+    // One rule, as in the contract, is normalised to a list of rules.
+    expect(config.admins).toEqual([
+      { issuer: "https://idp.example.com", claim: "groups", values: ["jitv-admins"] },
+    ]);
+    expect(config.approvers?.map((r) => r.values)).toEqual([["jitv-approvers"]]);
   });
 
   it("refuses HS256 and says it is symmetric, naming the field", () => {
@@ -217,12 +220,27 @@ describe("mergeIssuerConfigs", () => {
     expect(merged.admins).toEqual(builtIn.admins);
   });
 
-  it("lets the second configuration's admins and approvers replace the first's", () => {
+  it("keeps the admins and approvers rules of both configurations (each names its own issuer)", () => {
     const file = parseIssuerConfig({
       issuers: [profile()],
-      admins: { issuer: profile().issuer, claim: "groups", values: ["ops"] },
+      admins: [{ issuer: profile().issuer, claim: "groups", values: ["ops"] }],
     });
-    expect(mergeIssuerConfigs(builtIn, file).admins?.values).toEqual(["ops"]);
+    expect(mergeIssuerConfigs(builtIn, file).admins?.map((r) => r.values)).toEqual([
+      ...(builtIn.admins ?? []).map((r) => r.values),
+      ["ops"],
+    ]);
+  });
+
+  it("accepts a list of admins rules, one per zone's user issuer, and refuses an empty one", () => {
+    const config = parseIssuerConfig({
+      issuers: [profile()],
+      admins: [
+        { issuer: "https://staff.example.com", claim: "groups", values: ["jitv-admins"] },
+        { issuer: "https://customers.example.com", claim: "roles", values: ["tenant-admin"] },
+      ],
+    });
+    expect(config.admins).toHaveLength(2);
+    expect(configError({ issuers: [profile()], admins: [] })).toMatch(/admins/);
   });
 
   it("refuses a profile name or issuer defined in both", () => {

@@ -1,0 +1,139 @@
+import { z } from "zod";
+import { ForbiddenError, InvalidRequestError } from "../domain/errors.js";
+import type { VerifiedIdentity } from "../domain/identity.js";
+import type { TaskStatus } from "../domain/task.js";
+import { formatIssues } from "../domain/template.js";
+import { type DynamoInventory, MAX_PAGE_SIZE } from "../tasks/inventory.js";
+import { bearerToken, type RouteEntry, taskView } from "./api.js";
+import { jsonResponse } from "./errors.js";
+import type { HttpRequest } from "./types.js";
+
+/** What the admin routes need; `TaskService` provides `authenticate` and `isAdmin`. */
+export interface AdminRoutesDeps {
+  /** Verifies a bearer token (any kind); throws `InvalidTokenError`. */
+  readonly authenticate: (token: string) => Promise<VerifiedIdentity>;
+  /** True for identities of the configured admins. */
+  readonly isAdmin: (identity: VerifiedIdentity) => boolean;
+  readonly inventory: Pick<DynamoInventory, "listTasks" | "listAgents">;
+  /** Clock for the tasks' effective status. @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+const TASK_STATUSES = [
+  "pending_approval",
+  "active",
+  "completed",
+  "expired",
+  "revoked",
+  "denied",
+  "failed",
+  "revocation_failed",
+] as const satisfies readonly TaskStatus[];
+// Fails to compile when a status is added to TaskStatus but not here.
+const everyStatusListed: Exclude<TaskStatus, (typeof TASK_STATUSES)[number]> extends never ? true : never =
+  true;
+void everyStatusListed;
+
+const limitSchema = z
+  .string()
+  .regex(/^[0-9]{1,3}$/, `must be an integer from 1 to ${MAX_PAGE_SIZE}`)
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(MAX_PAGE_SIZE));
+const nextTokenSchema = z.string().min(1).max(8192);
+
+const listTasksQuerySchema = z
+  .object({
+    status: z.enum(TASK_STATUSES).optional(),
+    agent: z.string().min(1).max(1024).optional(),
+    issuer: z.string().min(1).max(2048).optional(),
+    template: z.string().min(1).max(64).optional(),
+    limit: limitSchema.optional(),
+    nextToken: nextTokenSchema.optional(),
+  })
+  .strict()
+  .refine((q) => (q.agent === undefined) === (q.issuer === undefined), {
+    message: "agent and issuer go together: an agent id is only unique within its issuer",
+    path: ["agent"],
+  });
+
+const listAgentsQuerySchema = z
+  .object({ limit: limitSchema.optional(), nextToken: nextTokenSchema.optional() })
+  .strict();
+
+/**
+ * The admin inventory routes of CONTRACT.md section 3, for `createApi`'s `extraRoutes`:
+ * - `GET /v1/tasks?status=&agent=&issuer=&template=&limit=&nextToken=` → `200 {"tasks": [task…], "nextToken"?}`
+ *   (`status` defaults to `active`; `agent` needs `issuer`);
+ * - `GET /v1/agents?limit=&nextToken=` → `200 {"agents": [{issuer, id, zone, firstSeen, lastSeen, activeTasks, totalTasks}…], "nextToken"?}`.
+ *
+ * Any valid token authenticates; only admins are answered, everyone else gets `403 forbidden`.
+ * The query is checked after the caller, so a non-admin learns nothing from a `400`.
+ * @example
+ * createApi({ service, logger, extraRoutes: adminRoutes({
+ *   authenticate: (t) => service.authenticateAny(t), isAdmin: (i) => service.isAdmin(i), inventory }) });
+ */
+export function adminRoutes(deps: AdminRoutesDeps): RouteEntry[] {
+  const now = deps.now ?? (() => new Date());
+  const admin = async (req: HttpRequest, what: string) => {
+    const caller = await deps.authenticate(bearerToken(req));
+    if (!deps.isAdmin(caller)) throw new ForbiddenError(`only admins may list ${what}`);
+    return caller;
+  };
+  return [
+    {
+      method: "GET",
+      pattern: /^\/v1\/tasks$/,
+      handle: async (req) => {
+        const caller = await admin(req, "tasks");
+        const query = parseQuery(req, listTasksQuerySchema);
+        const page = await deps.inventory.listTasks({
+          ...(query.status === undefined ? {} : { status: query.status }),
+          ...(query.agent !== undefined && query.issuer !== undefined
+            ? { agent: { issuer: query.issuer, id: query.agent } }
+            : {}),
+          ...(query.template === undefined ? {} : { template: query.template }),
+          ...(query.limit === undefined ? {} : { limit: query.limit }),
+          ...(query.nextToken === undefined ? {} : { nextToken: query.nextToken }),
+        });
+        const at = now();
+        return jsonResponse(
+          200,
+          {
+            // An admin sees the tasks of their own trust zone only.
+            tasks: page.tasks.filter((task) => task.zone === caller.zone).map((task) => taskView(task, at)),
+            ...(page.nextToken === undefined ? {} : { nextToken: page.nextToken }),
+          },
+          req.requestId,
+        );
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/agents$/,
+      handle: async (req) => {
+        const caller = await admin(req, "agents");
+        const query = parseQuery(req, listAgentsQuerySchema);
+        const page = await deps.inventory.listAgents({
+          ...(query.limit === undefined ? {} : { limit: query.limit }),
+          ...(query.nextToken === undefined ? {} : { nextToken: query.nextToken }),
+        });
+        return jsonResponse(
+          200,
+          {
+            agents: page.agents.filter((agent) => agent.zone === caller.zone),
+            ...(page.nextToken === undefined ? {} : { nextToken: page.nextToken }),
+          },
+          req.requestId,
+        );
+      },
+    },
+  ];
+}
+
+/** Checks the query string against a strict schema: `400 invalid_request` naming the bad parameter. */
+function parseQuery<T>(req: HttpRequest, schema: z.ZodType<T>): T {
+  const present = Object.fromEntries(Object.entries(req.query).filter(([, v]) => v !== undefined));
+  const result = schema.safeParse(present);
+  if (!result.success) throw new InvalidRequestError(`invalid query: ${formatIssues(result.error)}`);
+  return result.data;
+}

@@ -1,0 +1,391 @@
+import {
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  type QueryCommandInput,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { InvalidRequestError, JitvError, UpstreamUnavailableError } from "../domain/errors.js";
+import type { Zone } from "../domain/identity.js";
+import type { AgentRef, Task, TaskStatus } from "../domain/task.js";
+import {
+  AGENTS_GSI1PK,
+  agentSeenGsi1sk,
+  agentSeenKey,
+  agentTasksGsi1pk,
+  GSI1,
+  GSI2,
+  type ItemType,
+  statusGsi2pk,
+  stripKeys,
+} from "./table.js";
+
+/** Filters and page of {@link DynamoInventory.listTasks}. */
+export interface ListTasksInput {
+  /** @default "active" */
+  readonly status?: TaskStatus;
+  /** Only this agent's tasks. */
+  readonly agent?: AgentRef;
+  /** Only tasks of this template. */
+  readonly template?: string;
+  /** Most tasks in the page, 1..100. @default 50 */
+  readonly limit?: number;
+  /** The `nextToken` of the previous page of the same query. */
+  readonly nextToken?: string;
+}
+
+export interface TaskPage {
+  readonly tasks: Task[];
+  /** Present when more tasks may follow: pass it back to get them. */
+  readonly nextToken?: string;
+}
+
+/** An agent as the registry knows it. Times are RFC 3339. */
+export interface AgentSummary {
+  readonly issuer: string;
+  readonly id: string;
+  readonly zone: Zone;
+  readonly firstSeen: string;
+  readonly lastSeen: string;
+  /** Its `active` tasks whose deadline has not passed. */
+  readonly activeTasks: number;
+  /** Tasks it ever created. */
+  readonly totalTasks: number;
+}
+
+export interface AgentPage {
+  readonly agents: AgentSummary[];
+  readonly nextToken?: string;
+}
+
+/** Options of {@link DynamoInventory}. */
+export interface DynamoInventoryOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /** Decides which `active` tasks have expired. @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+/** Default and largest page size. */
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 100;
+/** Queries one page may make while filters drop items, before it returns what it has. */
+const MAX_QUERIES_PER_PAGE = 10;
+
+type Item = Record<string, unknown>;
+type IndexName = typeof GSI1 | typeof GSI2;
+
+/** Key attributes of each index, as they appear in its `LastEvaluatedKey`. */
+const INDEX_KEYS = {
+  [GSI1]: { pk: "gsi1pk", sk: "gsi1sk" },
+  [GSI2]: { pk: "gsi2pk", sk: "gsi2sk" },
+} as const satisfies Record<IndexName, { pk: string; sk: string }>;
+
+/**
+ * The admin inventory (CONTRACT.md section 3, `GET /v1/tasks` and `GET /v1/agents`): tasks by
+ * status, agent and template, and the registry of agents that vended. Every read is a query on
+ * an index — by agent on `gsi1`, by status on `gsi2`, agents on `gsi1` under `AGENTS` — never a
+ * scan. Tasks come newest first.
+ *
+ * DynamoDB applies `Limit` before filters, so a page keeps querying (a bounded number of times)
+ * until it holds `limit` tasks and has seen one more, and resumes the next page right after the
+ * last task it returned. When filters drop many items, a page may hold fewer than `limit` tasks
+ * and still carry a `nextToken`: follow it. No `nextToken` means nothing follows.
+ * `nextToken` is the base64url JSON of the index key to resume from, checked against the query
+ * it is passed to, so a tampered token is a `400`, not a DynamoDB error.
+ */
+export class DynamoInventory {
+  readonly #client: DynamoDBDocumentClient;
+  readonly #tableName: string;
+  readonly #now: () => Date;
+
+  constructor(options: DynamoInventoryOptions) {
+    this.#client = options.client;
+    this.#tableName = options.tableName;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * One page of tasks in a status (default `active`), optionally of one agent and/or template.
+   * `active` and `pending_approval` leave out tasks whose deadline has passed: DynamoDB TTL and
+   * the lifecycle may not have moved them yet, and readers never trust an expired record.
+   * @throws InvalidRequestError for a `limit` outside 1..100 or a `nextToken` not issued for this query
+   * @throws UpstreamUnavailableError when DynamoDB fails
+   * @example
+   * const { tasks, nextToken } = await inventory.listTasks({ template: "reports-read", limit: 20 });
+   */
+  async listTasks(input: ListTasksInput = {}): Promise<TaskPage> {
+    const status = input.status ?? "active";
+    const limit = pageSize(input.limit);
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const filters: string[] = [];
+    let index: IndexName;
+    let partition: string;
+    if (input.agent) {
+      index = GSI1;
+      partition = agentTasksGsi1pk(input.agent.issuer, input.agent.id);
+      names["#type"] = "type";
+      values[":task"] = "task" satisfies ItemType;
+      names["#status"] = "status";
+      values[":status"] = status;
+      filters.push("#type = :task", "#status = :status");
+    } else {
+      index = GSI2;
+      partition = statusGsi2pk(status);
+    }
+    if (input.template !== undefined) {
+      names["#template"] = "template";
+      values[":template"] = input.template;
+      filters.push("#template = :template");
+    }
+    if (status === "active" || status === "pending_approval") {
+      names["#expiresAt"] = "expiresAt";
+      values[":now"] = this.#now().toISOString();
+      filters.push("#expiresAt > :now");
+    }
+    const { items, nextToken } = await this.#page(
+      {
+        IndexName: index,
+        KeyConditionExpression: "#ipk = :ipk",
+        ...(filters.length === 0 ? {} : { FilterExpression: filters.join(" AND ") }),
+        ExpressionAttributeNames: { ...names, "#ipk": INDEX_KEYS[index].pk },
+        ExpressionAttributeValues: { ...values, ":ipk": partition },
+        ScanIndexForward: false,
+      },
+      { index, partition, pkPrefix: "TASK#", sk: "TASK" },
+      limit,
+      input.nextToken,
+    );
+    return { tasks: items.map((item) => stripKeys(item) as unknown as Task), ...nextTokenField(nextToken) };
+  }
+
+  /**
+   * Records that an agent vended: creates its registry item on first sight (`firstSeen`), sets
+   * `lastSeen` and `zone`, and (unless `countTask` is false) adds one to `totalTasks`.
+   * @param at when the agent was seen (the task's `createdAt`)
+   * @throws UpstreamUnavailableError when DynamoDB fails
+   * @example
+   * await inventory.recordAgentSeen({ issuer: agent.issuer, id: agent.id, zone: agent.zone }, new Date(task.createdAt));
+   */
+  async recordAgentSeen(
+    agent: AgentRef & { readonly zone: Zone },
+    at: Date,
+    options: { readonly countTask?: boolean } = {},
+  ): Promise<void> {
+    const time = at.toISOString();
+    try {
+      await this.#client.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: agentSeenKey(agent.issuer, agent.id),
+          UpdateExpression:
+            "SET #type = :type, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk, issuer = :issuer, #id = :id, #zone = :zone, " +
+            "firstSeen = if_not_exists(firstSeen, :at), lastSeen = :at ADD totalTasks :count",
+          ExpressionAttributeNames: { "#type": "type", "#id": "id", "#zone": "zone" },
+          ExpressionAttributeValues: {
+            ":type": "agent" satisfies ItemType,
+            ":gsi1pk": AGENTS_GSI1PK,
+            ":gsi1sk": agentSeenGsi1sk(agent.issuer, agent.id),
+            ":issuer": agent.issuer,
+            ":id": agent.id,
+            ":zone": agent.zone,
+            ":at": time,
+            ":count": options.countTask === false ? 0 : 1,
+          },
+        }),
+      );
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  /**
+   * One page of the agents that vended, ordered by issuer and id, each with its count of
+   * active, unexpired tasks (one `Select: COUNT` query per agent, run in parallel).
+   * @throws InvalidRequestError for a `limit` outside 1..100 or a tampered `nextToken`
+   * @throws UpstreamUnavailableError when DynamoDB fails
+   */
+  async listAgents(input: { readonly limit?: number; readonly nextToken?: string } = {}): Promise<AgentPage> {
+    const limit = pageSize(input.limit);
+    const { items, nextToken } = await this.#page(
+      {
+        IndexName: GSI1,
+        KeyConditionExpression: "gsi1pk = :agents",
+        FilterExpression: "#type = :agent",
+        ExpressionAttributeNames: { "#type": "type" },
+        ExpressionAttributeValues: { ":agents": AGENTS_GSI1PK, ":agent": "agent" satisfies ItemType },
+      },
+      { index: GSI1, partition: AGENTS_GSI1PK, pkPrefix: "AGENTSEEN#", sk: "AGENT" },
+      limit,
+      input.nextToken,
+    );
+    const now = this.#now().toISOString();
+    const agents = await Promise.all(
+      items.map(async (item): Promise<AgentSummary> => {
+        const issuer = String(item.issuer);
+        const id = String(item.id);
+        return {
+          issuer,
+          id,
+          zone: item.zone as Zone,
+          firstSeen: String(item.firstSeen),
+          lastSeen: String(item.lastSeen),
+          activeTasks: await this.#countActive(issuer, id, now),
+          totalTasks: typeof item.totalTasks === "number" ? item.totalTasks : 0,
+        };
+      }),
+    );
+    return { agents, ...nextTokenField(nextToken) };
+  }
+
+  async #countActive(issuer: string, id: string, now: string): Promise<number> {
+    let count = 0;
+    let start: Item | undefined;
+    do {
+      const out = await this.#query({
+        IndexName: GSI1,
+        KeyConditionExpression: "gsi1pk = :agent",
+        FilterExpression: "#type = :task AND #status = :active AND #expiresAt > :now",
+        ExpressionAttributeNames: { "#type": "type", "#status": "status", "#expiresAt": "expiresAt" },
+        ExpressionAttributeValues: {
+          ":agent": agentTasksGsi1pk(issuer, id),
+          ":task": "task" satisfies ItemType,
+          ":active": "active",
+          ":now": now,
+        },
+        Select: "COUNT",
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      });
+      count += out.Count ?? 0;
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return count;
+  }
+
+  /**
+   * Up to `limit` matching items of one index partition, and where the next page resumes. Reads
+   * one matching item ahead, so a full page whose query has nothing more carries no token.
+   */
+  async #page(
+    query: Omit<QueryCommandInput, "TableName">,
+    expected: TokenScope,
+    limit: number,
+    token: string | undefined,
+  ): Promise<{ items: Item[]; nextToken?: Item }> {
+    let start = token === undefined ? undefined : decodeToken(token, expected);
+    const items: Item[] = [];
+    for (let round = 0; round < MAX_QUERIES_PER_PAGE; round++) {
+      const out = await this.#query({
+        ...query,
+        Limit: limit + 1 - items.length,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      });
+      for (const item of out.Items ?? []) {
+        if (items.length === limit) {
+          // `item` is the look-ahead: resume right after the last item returned.
+          const last = items[items.length - 1] as Item;
+          return { items, nextToken: indexKey(last, expected.index) };
+        }
+        items.push(item);
+      }
+      start = out.LastEvaluatedKey;
+      if (!start) return { items };
+    }
+    // Filters dropped too much to fill the page within the budget: resume where reading stopped.
+    return { items, nextToken: start };
+  }
+
+  async #query(input: Omit<QueryCommandInput, "TableName">) {
+    try {
+      return await this.#client.send(new QueryCommand({ ...input, TableName: this.#tableName }));
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+}
+
+/** What a `nextToken` must hold to be passed back to a query. */
+interface TokenScope {
+  readonly index: IndexName;
+  /** The queried index partition. */
+  readonly partition: string;
+  /** Prefix of the table `pk` of the items listed. */
+  readonly pkPrefix: string;
+  /** The table `sk` of the items listed. */
+  readonly sk: string;
+}
+
+const tokenKeySchema = z
+  .object({
+    pk: z.string().min(1).max(2048),
+    sk: z.string().min(1).max(1024),
+    gsi1pk: z.string().min(1).max(2048).optional(),
+    gsi1sk: z.string().min(1).max(1024).optional(),
+    gsi2pk: z.string().min(1).max(2048).optional(),
+    gsi2sk: z.string().min(1).max(1024).optional(),
+  })
+  .strict();
+
+/** Largest accepted `nextToken` (the key of one item, base64url). */
+const MAX_TOKEN_LENGTH = 8192;
+
+function encodeToken(key: Item): string {
+  return Buffer.from(JSON.stringify(key), "utf8").toString("base64url");
+}
+
+/**
+ * Turns a `nextToken` back into an `ExclusiveStartKey`, refusing anything that is not a key of
+ * the partition being queried.
+ * @throws InvalidRequestError when the token is malformed or belongs to another query
+ */
+function decodeToken(token: string, scope: TokenScope): Item {
+  const invalid = () => new InvalidRequestError("nextToken is invalid");
+  if (token.length === 0 || token.length > MAX_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+$/.test(token))
+    throw invalid();
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw invalid();
+  }
+  const parsed = tokenKeySchema.safeParse(json);
+  if (!parsed.success) throw invalid();
+  const key: Item = parsed.data;
+  const own = INDEX_KEYS[scope.index];
+  const other = INDEX_KEYS[scope.index === GSI1 ? GSI2 : GSI1];
+  if (
+    key[own.pk] !== scope.partition ||
+    key[own.sk] === undefined ||
+    key[other.pk] !== undefined ||
+    key[other.sk] !== undefined ||
+    !parsed.data.pk.startsWith(scope.pkPrefix) ||
+    parsed.data.sk !== scope.sk
+  ) {
+    throw invalid();
+  }
+  return key;
+}
+
+/** The `ExclusiveStartKey` that resumes a query of `index` right after `item`. */
+function indexKey(item: Item, index: IndexName): Item {
+  const { pk, sk } = INDEX_KEYS[index];
+  return { pk: item.pk, sk: item.sk, [pk]: item[pk], [sk]: item[sk] };
+}
+
+function nextTokenField(key: Item | undefined): { nextToken?: string } {
+  return key ? { nextToken: encodeToken(key) } : {};
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+    throw new InvalidRequestError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+  }
+  return limit;
+}
+
+function unavailable(error: unknown): JitvError {
+  if (error instanceof JitvError) return error;
+  return new UpstreamUnavailableError("inventory unavailable", { cause: error });
+}

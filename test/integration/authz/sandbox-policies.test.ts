@@ -1,0 +1,102 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
+import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
+
+// The example Cedar policies, stored at sandbox start, deciding real vends.
+
+const root = resolve(import.meta.dirname, "../../..");
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+describe("Cedar policies in the sandbox", () => {
+  let sandbox: Sandbox;
+  const token = (name: string) => {
+    const client = sandbox.state.clients[name];
+    if (!client) throw new Error(name);
+    return fetchClientCredentialsToken({
+      tokenEndpoint: client.tokenEndpoint,
+      clientId: name,
+      clientSecret: client.secret,
+    });
+  };
+  const vend = async (as: string, body: Record<string, unknown>) => {
+    const res = await fetch(`${sandbox.apiUrl}/v1/tasks`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await token(as)}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.status,
+      json: (await res.json()) as { error?: { message: string }; taskId?: string },
+    };
+  };
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jitv-policies-"));
+    const issuerPort = await freePort();
+    const templates = join(dir, "templates");
+    mkdirSync(templates);
+    for (const file of ["tenant-reports-read.json", "s3-reports-read.json"]) {
+      const text = readFileSync(join(root, "examples", "templates", file), "utf8");
+      writeFileSync(join(templates, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
+    }
+    sandbox = await startSandbox({
+      port: 0,
+      issuerPort,
+      templatesDir: templates,
+      policiesDir: join(root, "examples", "policies"),
+      stateFile: join(dir, "state.json"),
+    });
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
+
+  it("stores every example policy set", () => {
+    expect(sandbox.policySets).toEqual(
+      expect.arrayContaining(["baseline", "customer-zone", "tenant-reports"]),
+    );
+  });
+
+  it("refuses a customer-zone vend without a purpose, naming the policy; allows it with one", async () => {
+    const body = {
+      template: "tenant-reports-read",
+      parameters: { prefix: "q3" },
+      subjectToken: await token("alice"),
+    };
+    const refused = await vend("support-agent", body);
+    expect(refused.status).toBe(403);
+    expect(refused.json.error?.message).toContain("customer-vend-requires-purpose");
+    const allowed = await vend("support-agent", {
+      ...body,
+      subjectToken: await token("alice"),
+      purpose: "answer a ticket",
+    });
+    expect(allowed.status).toBe(201);
+  });
+
+  it("still lets each template's agents list decide who may vend", async () => {
+    expect((await vend("demo-agent", { template: "s3-reports-read" })).status).toBe(201);
+    const other = await vend("ci-agent", { template: "s3-reports-read" });
+    expect(other.status).toBe(403);
+    expect(other.json.error?.message).toContain("no policy permits");
+  });
+
+  it("refuses to start with an invalid policy, naming the file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jitv-bad-policy-"));
+    writeFileSync(join(dir, "broken.cedar"), 'permit (principal, action == Jitv::Action::"Fly", resource);');
+    await expect(
+      startSandbox({ port: 0, issuerPort: 0, policiesDir: dir, stateFile: join(dir, "state.json") }),
+    ).rejects.toThrow(/broken\.cedar/);
+  });
+});
