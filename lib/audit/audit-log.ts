@@ -1,3 +1,5 @@
+import type { Task } from "../domain/task.js";
+
 /** One structured audit event (CONTRACT.md section 6): who, for whom, which task, what happened. */
 export interface AuditEvent {
   readonly event:
@@ -32,4 +34,15 @@ export interface AuditEvent {
 
 export interface AuditLog {
   record(event: AuditEvent): void;
+}
+
+/** The fields every task event carries: which task, which template, which agent, for whom. */
+export function taskAuditFields(task: Task) {
+  return {
+    taskId: task.taskId,
+    template: task.template,
+    agent: task.agent,
+    user: task.onBehalfOf?.user,
+    tenant: task.onBehalfOf?.tenant,
+  };
 }

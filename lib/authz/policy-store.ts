@@ -1,10 +1,4 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  QueryCommand,
-  type QueryCommandOutput,
-  TransactWriteCommand,
-} from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import {
   ConflictError,
   InternalError,
@@ -12,6 +6,7 @@ import {
   JitvError,
   UpstreamUnavailableError,
 } from "../domain/errors.js";
+import { queryAll } from "../tasks/dynamo-query.js";
 import {
   GSI1,
   POLICYSETS_GSI1PK,
@@ -226,27 +221,18 @@ export class DynamoPolicyStore implements PolicySource {
   }
 
   async #currentSets(): Promise<PolicySetVersion[]> {
-    const sets: PolicySetVersion[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      let out: QueryCommandOutput;
-      try {
-        out = await this.#client.send(
-          new QueryCommand({
-            TableName: this.#tableName,
-            IndexName: GSI1,
-            KeyConditionExpression: "gsi1pk = :sets",
-            ExpressionAttributeValues: { ":sets": POLICYSETS_GSI1PK },
-            ExclusiveStartKey: startKey,
-            Limit: this.#pageSize,
-          }),
-        );
-      } catch (error) {
-        throw unavailable(error);
-      }
-      for (const item of out.Items ?? []) if (item.type === "policy-set") sets.push(decode(item));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    const items = await queryAll(
+      this.#client,
+      {
+        TableName: this.#tableName,
+        IndexName: GSI1,
+        KeyConditionExpression: "gsi1pk = :sets",
+        ExpressionAttributeValues: { ":sets": POLICYSETS_GSI1PK },
+        Limit: this.#pageSize,
+      },
+      unavailable,
+    );
+    const sets = items.filter((item) => item.type === "policy-set").map(decode);
     return sets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 }

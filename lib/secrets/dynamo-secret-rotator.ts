@@ -1,13 +1,7 @@
 import { randomUUID } from "node:crypto";
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  type QueryCommandOutput,
-  UpdateCommand,
-} from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { JitvError, UpstreamUnavailableError } from "../domain/errors.js";
+import { queryAll } from "../tasks/dynamo-query.js";
 import { GSI1, type ItemKey } from "../tasks/table.js";
 import { secretNameFromArn } from "./secret-arn.js";
 import { RotationInProgressError, type SecretRotator } from "./secret-rotator.js";
@@ -189,29 +183,21 @@ export class DynamoSecretRotator implements SecretRotator {
   }
 
   async #findByName(name: string): Promise<SecretItem | undefined> {
+    const items = await queryAll(
+      this.#client,
+      {
+        TableName: this.#tableName,
+        IndexName: GSI1,
+        KeyConditionExpression: "gsi1pk = :pk AND gsi1sk = :sk",
+        ExpressionAttributeValues: { ":pk": sandboxSecretNameGsi1pk(name), ":sk": SK },
+      },
+      unavailable,
+    );
     let latest: SecretItem | undefined;
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      let out: QueryCommandOutput;
-      try {
-        out = await this.#client.send(
-          new QueryCommand({
-            TableName: this.#tableName,
-            IndexName: GSI1,
-            KeyConditionExpression: "gsi1pk = :pk AND gsi1sk = :sk",
-            ExpressionAttributeValues: { ":pk": sandboxSecretNameGsi1pk(name), ":sk": SK },
-            ExclusiveStartKey: startKey,
-          }),
-        );
-      } catch (error) {
-        throw unavailable(error);
-      }
-      for (const raw of out.Items ?? []) {
-        const item = decode(raw);
-        if (item && (!latest || item.rotatedAt > latest.rotatedAt)) latest = item;
-      }
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    for (const raw of items) {
+      const item = decode(raw);
+      if (item && (!latest || item.rotatedAt > latest.rotatedAt)) latest = item;
+    }
     return latest;
   }
 }

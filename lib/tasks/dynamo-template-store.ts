@@ -1,12 +1,7 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  type QueryCommandOutput,
-} from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { InternalError, JitvError, UpstreamUnavailableError } from "../domain/errors.js";
 import { parseTemplate, type TaskTemplate } from "../domain/template.js";
+import { queryAll } from "./dynamo-query.js";
 import type { TemplateStore } from "./repository.js";
 import { GSI1, type ItemType, TEMPLATES_GSI1PK, templateKey } from "./table.js";
 
@@ -83,28 +78,18 @@ export class DynamoTemplateStore implements TemplateStore {
    * @throws InternalError when a stored body is no longer a valid template
    */
   async list(): Promise<TaskTemplate[]> {
-    const templates: TaskTemplate[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      let out: QueryCommandOutput;
-      try {
-        out = await this.#client.send(
-          new QueryCommand({
-            TableName: this.#tableName,
-            IndexName: GSI1,
-            KeyConditionExpression: "gsi1pk = :templates",
-            ExpressionAttributeValues: { ":templates": TEMPLATES_GSI1PK },
-            ExclusiveStartKey: startKey,
-            Limit: this.#pageSize,
-          }),
-        );
-      } catch (error) {
-        throw unavailable(error);
-      }
-      for (const item of out.Items ?? []) if (item.type === "template") templates.push(decode(item));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
-    return templates;
+    const items = await queryAll(
+      this.#client,
+      {
+        TableName: this.#tableName,
+        IndexName: GSI1,
+        KeyConditionExpression: "gsi1pk = :templates",
+        ExpressionAttributeValues: { ":templates": TEMPLATES_GSI1PK },
+        Limit: this.#pageSize,
+      },
+      unavailable,
+    );
+    return items.filter((item) => item.type === "template").map(decode);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { AuditLog } from "../audit/audit-log.js";
+import { type AuditLog, taskAuditFields } from "../audit/audit-log.js";
 import type { Metrics } from "../audit/metrics.js";
 import { NotFoundError } from "../domain/errors.js";
 import type { Task, TaskOutcome } from "../domain/task.js";
@@ -224,14 +224,6 @@ export class TaskLifecycle {
   }
 
   #audit(event: Parameters<AuditLog["record"]>[0]["event"], task: Task, extra: Record<string, unknown> = {}) {
-    this.#d.audit.record({
-      event,
-      taskId: task.taskId,
-      template: task.template,
-      agent: task.agent,
-      user: task.onBehalfOf?.user,
-      tenant: task.onBehalfOf?.tenant,
-      ...extra,
-    });
+    this.#d.audit.record({ event, ...taskAuditFields(task), ...extra });
   }
 }

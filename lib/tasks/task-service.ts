@@ -1,4 +1,4 @@
-import type { AuditLog } from "../audit/audit-log.js";
+import { type AuditLog, taskAuditFields } from "../audit/audit-log.js";
 import type { Authorizer } from "../authz/authorizer.js";
 import type { CredentialBroker } from "../credentials/broker.js";
 import {
@@ -339,16 +339,7 @@ export class TaskService {
   }
 
   #auditTask(event: Parameters<AuditLog["record"]>[0]["event"], task: Task, requestId?: string, extra = {}) {
-    this.#d.audit.record({
-      event,
-      requestId,
-      taskId: task.taskId,
-      template: task.template,
-      agent: task.agent,
-      user: task.onBehalfOf?.user,
-      tenant: task.onBehalfOf?.tenant,
-      ...extra,
-    });
+    this.#d.audit.record({ event, requestId, ...taskAuditFields(task), ...extra });
   }
 
   /** Verifies any token (agent or user) for read access. */
@@ -381,14 +372,7 @@ export class TaskService {
       (await this.#d.tasks.transition(task.taskId, from, outcome, reason));
     if (!ended)
       throw new ConflictError(status === "active" ? "the task is no longer active" : `the task is ${status}`);
-    this.#d.audit.record({
-      event: outcome === "completed" ? "task.completed" : "task.revoked",
-      requestId,
-      taskId: ended.taskId,
-      template: ended.template,
-      agent: ended.agent,
-      user: ended.onBehalfOf?.user,
-      tenant: ended.onBehalfOf?.tenant,
+    this.#auditTask(outcome === "completed" ? "task.completed" : "task.revoked", ended, requestId, {
       ...(reason === undefined ? {} : { reason }),
       ...extra,
     });
@@ -446,14 +430,7 @@ export class TaskService {
     options: { requestId?: string | undefined; fresh: boolean },
   ) {
     const { audit, tasks, broker } = this.#d;
-    const base = {
-      requestId: options.requestId,
-      taskId: task.taskId,
-      template: task.template,
-      agent: task.agent,
-      user: task.onBehalfOf?.user,
-      tenant: task.onBehalfOf?.tenant,
-    };
+    const base = { requestId: options.requestId, ...taskAuditFields(task) };
     try {
       const request = buildAssumeRoleRequest({ task, template, now: this.#now() });
       const issued = await broker.assumeRole(request);
