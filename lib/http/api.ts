@@ -68,6 +68,7 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
         const idempotencyKey = key === undefined ? undefined : parseHeader("Idempotency-Key", key);
         const result = await service.vend(agent, body, {
           ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+          ...(req.sourceIp === undefined ? {} : { sourceIp: req.sourceIp }),
           requestId: req.requestId,
         });
         const view = taskView(result.task, now());

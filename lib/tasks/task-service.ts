@@ -96,7 +96,7 @@ export class TaskService {
   async vend(
     agent: VerifiedIdentity,
     input: VendInput,
-    options: { idempotencyKey?: string; requestId?: string } = {},
+    options: { idempotencyKey?: string; requestId?: string; sourceIp?: string } = {},
   ): Promise<VendResult> {
     const { audit } = this.#d;
     const template = await this.#d.templates.get(input.template);
@@ -133,6 +133,7 @@ export class TaskService {
       ...(input.purpose === undefined ? {} : { purpose: input.purpose }),
       ttlSeconds,
       parameters,
+      ...(options.sourceIp === undefined ? {} : { sourceIp: options.sourceIp }),
     });
     const policyVersion =
       decision.policyVersion === undefined ? {} : { policyVersion: decision.policyVersion };

@@ -22,6 +22,7 @@ import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 let agents: TestIssuer;
 let customerAgents: TestIssuer;
 let users: TestIssuer;
+let staff: TestIssuer;
 let core: Core;
 let table: Awaited<ReturnType<typeof createTestTable>>;
 let audit: MemoryAuditLog;
@@ -82,8 +83,9 @@ const customerTemplate = {
 };
 
 beforeAll(async () => {
-  [agents, customerAgents, users, table] = await Promise.all([
+  [agents, customerAgents, users, staff, table] = await Promise.all([
     startTestIssuer({ alg: "RS256" }),
+    startTestIssuer({ alg: "ES256" }),
     startTestIssuer({ alg: "ES256" }),
     startTestIssuer({ alg: "ES256" }),
     createTestTable(),
@@ -96,6 +98,12 @@ beforeAll(async () => {
         name: "users",
         kind: "user",
         zone: "customer",
+        claims: { user: "sub", tenant: "tenant" },
+      }),
+      staff.profile({
+        name: "staff",
+        kind: "user",
+        zone: "workforce",
         claims: { user: "sub", tenant: "tenant" },
       }),
     ],
@@ -130,7 +138,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([agents?.close(), customerAgents?.close(), users?.close()]);
+  await Promise.all([agents?.close(), customerAgents?.close(), users?.close(), staff?.close()]);
 });
 
 beforeEach(() => {
@@ -350,6 +358,15 @@ describe("POST /v1/tasks", () => {
     );
   });
 
+  it("answers 403 for a subject token from the other trust zone's user issuer", async () => {
+    const workforceUser = await staff.sign({ sub: "alice", tenant: "acme" });
+    const res = await vend(
+      { template: "tenant-read", subjectToken: workforceUser },
+      await customerAgents.sign({ sub: "support-bot" }),
+    );
+    expectError(res, 403, "forbidden");
+  });
+
   it("answers 401 for a user token minted for another audience, and 403 for a missing tenant claim", async () => {
     const agentToken = () => customerAgents.sign({ sub: "support-bot" });
     const otherAudience = await users.sign({ sub: "alice", tenant: "acme", aud: "another-app" });
@@ -546,6 +563,42 @@ describe("limits", () => {
     expect(JSON.parse(refused.body)).toEqual({
       error: { code: "rate_limited", message: expect.any(String) },
     });
+  });
+});
+
+describe("Cedar policies on the request context", () => {
+  it("decides on the caller's source IP, naming the deciding policy in the 403", async () => {
+    await core.templates.put(
+      parseTemplate({
+        ...workforceTemplate,
+        name: "ip-guarded",
+        agents: [{ issuer: agents.issuer, subjects: ["agent-ip"] }],
+      }),
+    );
+    await core.policies.put(
+      "network",
+      `@id("ip-guarded-from-corp-network")
+@reason("ip-guarded is vended only from the corporate network")
+forbid (principal, action == Jitv::Action::"Vend", resource == Jitv::Template::"ip-guarded")
+unless { context has sourceIp && context.sourceIp.isInRange(ip("10.0.0.0/8")) };`,
+    );
+    const from = async (sourceIp: string) =>
+      core.api({
+        method: "POST",
+        path: "/v1/tasks",
+        headers: { authorization: `Bearer ${await agentToken("agent-ip")}` },
+        query: {},
+        body: JSON.stringify({ template: "ip-guarded", parameters: { prefix: "a" } }),
+        requestId: "req-ip",
+        sourceIp,
+      });
+    // Policies are reloaded when their version changes (checked at most every 5 s per container).
+    await expect
+      .poll(async () => (await from("192.168.1.5")).status, { timeout: 15_000, interval: 1_000 })
+      .toBe(403);
+    const outside = await from("192.168.1.5");
+    expect(JSON.parse(outside.body).error.message).toContain("ip-guarded-from-corp-network");
+    expect((await from("10.1.2.3")).status).toBe(201);
   });
 });
 
