@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +42,8 @@ let resources: Resources;
 let assemblyDir: string;
 
 beforeAll(() => {
+  // Inside the repository, so the bundles loaded below resolve node_modules; a clean clone has no cdk.out yet.
+  mkdirSync(join(REPO, "cdk.out"), { recursive: true });
   outdir = mkdtempSync(join(REPO, "cdk.out", "test-"));
   const built = buildTestApp({ outdir });
   ({ stack } = built);
