@@ -1,5 +1,13 @@
 import { AssumeRoleCommand, type AssumeRoleCommandOutput, type STSClient } from "@aws-sdk/client-sts";
 import {
+  awsFailure,
+  isRetryableAwsError,
+  type RetryAwsOptions,
+  type RetryTimingProps,
+  resolveRetryOptions,
+  retryAws,
+} from "../aws-retry.js";
+import {
   ForbiddenError,
   InvalidRequestError,
   type JitvError,
@@ -10,7 +18,7 @@ import { assertStsLimits } from "../domain/sts-request.js";
 import type { CredentialBroker } from "./broker.js";
 
 /** Options of {@link StsBroker}. */
-export interface StsBrokerProps {
+export interface StsBrokerProps extends RetryTimingProps {
   /**
    * The STS client. Build it with `maxAttempts: 1`: the broker retries itself, and the
    * SDK's own retries would multiply with them (4 × 3 calls on a throttled STS).
@@ -31,44 +39,8 @@ export interface StsBrokerProps {
    * @default 2000
    */
   readonly maxDelayMs?: number;
-  /** Injected in tests so retries do not really wait. @default setTimeout */
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** Random number in [0, 1) for the jitter. @default Math.random */
-  readonly random?: () => number;
   /** Called before each retry of a throttled or failed call (the deployment counts `StsThrottled`). */
   readonly onRetry?: (error: unknown) => void;
-}
-
-const THROTTLING_ERRORS = new Set([
-  "Throttling",
-  "ThrottlingException",
-  "RequestLimitExceeded",
-  "TooManyRequestsException",
-]);
-const TRANSIENT_ERRORS = new Set([
-  "TimeoutError",
-  "RequestTimeout",
-  "RequestTimeoutException",
-  "InternalFailure",
-]);
-const NETWORK_ERROR_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
-  "UND_ERR_SOCKET",
-]);
-
-/** What is safe to keep of an STS failure for operators' logs: no message text, no credentials. */
-interface StsFailure {
-  readonly name: string;
-  readonly httpStatusCode?: number;
-  readonly requestId?: string;
-  readonly attempts: number;
 }
 
 /**
@@ -96,21 +68,17 @@ interface StsFailure {
  */
 export class StsBroker implements CredentialBroker {
   readonly #client: STSClient;
-  readonly #maxAttempts: number;
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
-  readonly #sleep: (ms: number) => Promise<void>;
-  readonly #random: () => number;
+  readonly #retry: RetryAwsOptions;
   readonly #onRetry: (error: unknown) => void;
 
   constructor(props: StsBrokerProps) {
     this.#onRetry = props.onRetry ?? (() => undefined);
     this.#client = props.client;
-    this.#maxAttempts = Math.max(1, Math.floor(props.maxAttempts ?? 4));
-    this.#baseDelayMs = Math.max(0, props.baseDelayMs ?? 100);
-    this.#maxDelayMs = Math.max(0, props.maxDelayMs ?? 2000);
-    this.#sleep = props.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-    this.#random = props.random ?? Math.random;
+    this.#retry = {
+      ...resolveRetryOptions(props, { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000 }),
+      isRetryable: isRetryableAwsError,
+      onRetry: (error) => this.#onRetry(error),
+    };
   }
 
   async assumeRole(request: AssumeRoleRequest): Promise<IssuedCredentials> {
@@ -123,21 +91,17 @@ export class StsBroker implements CredentialBroker {
       Tags: request.tags.map((tag) => ({ Key: tag.Key, Value: tag.Value })),
       DurationSeconds: request.durationSeconds,
     };
-    for (let attempt = 1; ; attempt++) {
-      let output: AssumeRoleCommandOutput;
-      try {
-        output = await this.#client.send(new AssumeRoleCommand(input));
-      } catch (error) {
-        if (isRetryable(error) && attempt < this.#maxAttempts) {
-          this.#onRetry(error);
-          const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
-          await this.#sleep(Math.floor(this.#random() * ceiling));
-          continue;
-        }
-        throw toJitvError(error, attempt);
-      }
-      return toIssuedCredentials(output);
+    let attempts = 0;
+    let output: AssumeRoleCommandOutput;
+    try {
+      output = await retryAws(() => {
+        attempts++;
+        return this.#client.send(new AssumeRoleCommand(input));
+      }, this.#retry);
+    } catch (error) {
+      throw toJitvError(error, attempts);
     }
+    return toIssuedCredentials(output);
   }
 }
 
@@ -161,43 +125,9 @@ function toIssuedCredentials(output: AssumeRoleCommandOutput): IssuedCredentials
   };
 }
 
-interface ErrorShape {
-  name?: unknown;
-  code?: unknown;
-  $metadata?: { httpStatusCode?: unknown; requestId?: unknown };
-  $retryable?: { throttling?: unknown };
-}
-
-function shapeOf(error: unknown): ErrorShape {
-  return typeof error === "object" && error !== null ? (error as ErrorShape) : {};
-}
-
-function httpStatusOf(error: unknown): number | undefined {
-  const status = shapeOf(error).$metadata?.httpStatusCode;
-  return typeof status === "number" ? status : undefined;
-}
-
-function isRetryable(error: unknown): boolean {
-  const { name, code, $retryable } = shapeOf(error);
-  if (typeof name === "string" && (THROTTLING_ERRORS.has(name) || TRANSIENT_ERRORS.has(name))) return true;
-  if (typeof code === "string" && NETWORK_ERROR_CODES.has(code)) return true;
-  if ($retryable?.throttling === true) return true;
-  const status = httpStatusOf(error);
-  return status === 429 || (status !== undefined && status >= 500);
-}
-
 function toJitvError(error: unknown, attempts: number): JitvError {
-  const shape = shapeOf(error);
-  const name = typeof shape.name === "string" ? shape.name : "UnknownError";
-  const requestId = shape.$metadata?.requestId;
-  const httpStatusCode = httpStatusOf(error);
-  const cause: StsFailure = {
-    name,
-    attempts,
-    ...(httpStatusCode === undefined ? {} : { httpStatusCode }),
-    ...(typeof requestId === "string" ? { requestId } : {}),
-  };
-  switch (name) {
+  const cause = awsFailure(error, attempts);
+  switch (cause.name) {
     case "PackedPolicyTooLarge":
     case "PackedPolicyTooLargeException":
       return new InvalidRequestError("session policy and tags exceed STS's packed size limit", { cause });
@@ -215,7 +145,7 @@ function toJitvError(error: unknown, attempts: number): JitvError {
       });
     default:
       return new UpstreamUnavailableError(
-        isRetryable(error)
+        isRetryableAwsError(error)
           ? `STS kept failing after ${attempts} attempts; nothing was issued`
           : "STS AssumeRole failed; nothing was issued",
         { cause },

@@ -4,11 +4,21 @@ import {
   type IAMClient,
   PutRolePolicyCommand,
 } from "@aws-sdk/client-iam";
+import {
+  type AwsFailure,
+  awsErrorName,
+  awsFailure,
+  isRetryableAwsError,
+  type RetryAwsOptions,
+  type RetryTimingProps,
+  resolveRetryOptions,
+  retryAws,
+} from "../aws-retry.js";
 import { InternalError, type JitvError, UpstreamUnavailableError } from "../domain/errors.js";
 import type { RolePolicyWriter } from "./revocation-store.js";
 
 /** Options of {@link IamRolePolicyWriter}. */
-export interface IamRolePolicyWriterProps {
+export interface IamRolePolicyWriterProps extends RetryTimingProps {
   /**
    * The IAM client. Build it with `maxAttempts: 1`: the writer retries itself, and the SDK's
    * own retries would multiply with them.
@@ -29,52 +39,26 @@ export interface IamRolePolicyWriterProps {
    * @default 3000
    */
   readonly maxDelayMs?: number;
-  /** Injected in tests so retries do not really wait. @default setTimeout */
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** Random number in [0, 1) for the jitter. @default Math.random */
-  readonly random?: () => number;
 }
 
 /** IAM role ARN with an optional path; the role name is the last segment. */
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]{1,64})$/;
 
-const RETRYABLE_ERRORS = new Set([
-  "Throttling",
-  "ThrottlingException",
-  "RequestLimitExceeded",
-  "TooManyRequestsException",
+/** IAM's retryable failures beyond those every AWS service has. */
+const IAM_RETRYABLE_ERRORS = [
   "ServiceFailure",
   "ServiceFailureException",
-  "InternalFailure",
-  "TimeoutError",
-  "RequestTimeout",
-  "RequestTimeoutException",
   // A concurrent modification of the same role: IAM asks the caller to retry.
   "ConcurrentModification",
   "ConcurrentModificationException",
-]);
-const NETWORK_ERROR_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
-  "UND_ERR_SOCKET",
-]);
+];
 const NO_SUCH_ENTITY = new Set(["NoSuchEntity", "NoSuchEntityException"]);
 
 type Operation = "GetRolePolicy" | "PutRolePolicy" | "DeleteRolePolicy";
 
 /** What is safe to keep of an IAM failure for operators' logs: no message text, no document. */
-interface IamFailure {
-  readonly name: string;
+interface IamFailure extends AwsFailure {
   readonly operation: Operation;
-  readonly httpStatusCode?: number;
-  readonly requestId?: string;
-  readonly attempts: number;
 }
 
 /**
@@ -94,19 +78,14 @@ interface IamFailure {
  */
 export class IamRolePolicyWriter implements RolePolicyWriter {
   readonly #client: IAMClient;
-  readonly #maxAttempts: number;
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
-  readonly #sleep: (ms: number) => Promise<void>;
-  readonly #random: () => number;
+  readonly #retry: RetryAwsOptions;
 
   constructor(props: IamRolePolicyWriterProps) {
     this.#client = props.client;
-    this.#maxAttempts = Math.max(1, Math.floor(props.maxAttempts ?? 5));
-    this.#baseDelayMs = Math.max(0, props.baseDelayMs ?? 200);
-    this.#maxDelayMs = Math.max(0, props.maxDelayMs ?? 3000);
-    this.#sleep = props.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-    this.#random = props.random ?? Math.random;
+    this.#retry = {
+      ...resolveRetryOptions(props, { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 3000 }),
+      isRetryable,
+    };
   }
 
   /**
@@ -161,18 +140,20 @@ export class IamRolePolicyWriter implements RolePolicyWriter {
     roleName: string,
     send: () => Promise<T>,
   ): Promise<T | typeof NOT_FOUND> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await send();
-      } catch (error) {
-        if (NO_SUCH_ENTITY.has(nameOf(error))) return NOT_FOUND;
-        if (isRetryable(error) && attempt < this.#maxAttempts) {
-          const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
-          await this.#sleep(Math.floor(this.#random() * ceiling));
-          continue;
+    let attempts = 0;
+    try {
+      return await retryAws(async () => {
+        attempts++;
+        try {
+          return await send();
+        } catch (error) {
+          // Checked before any retry: a missing role or policy is an answer, not a failure.
+          if (NO_SUCH_ENTITY.has(awsErrorName(error))) return NOT_FOUND;
+          throw error;
         }
-        throw toJitvError(error, operation, roleName, attempt);
-      }
+      }, this.#retry);
+    } catch (error) {
+      throw toJitvError(error, operation, roleName, attempts);
     }
   }
 }
@@ -191,47 +172,13 @@ export function roleNameOf(roleArn: string): string {
   return name;
 }
 
-interface ErrorShape {
-  name?: unknown;
-  code?: unknown;
-  $metadata?: { httpStatusCode?: unknown; requestId?: unknown };
-  $retryable?: { throttling?: unknown };
-}
-
-function shapeOf(error: unknown): ErrorShape {
-  return typeof error === "object" && error !== null ? (error as ErrorShape) : {};
-}
-
-function nameOf(error: unknown): string {
-  const { name } = shapeOf(error);
-  return typeof name === "string" ? name : "UnknownError";
-}
-
-function httpStatusOf(error: unknown): number | undefined {
-  const status = shapeOf(error).$metadata?.httpStatusCode;
-  return typeof status === "number" ? status : undefined;
-}
-
 function isRetryable(error: unknown): boolean {
-  const { code, $retryable } = shapeOf(error);
-  if (RETRYABLE_ERRORS.has(nameOf(error))) return true;
-  if (typeof code === "string" && NETWORK_ERROR_CODES.has(code)) return true;
-  if ($retryable?.throttling === true) return true;
-  const status = httpStatusOf(error);
-  return status === 429 || (status !== undefined && status >= 500);
+  return isRetryableAwsError(error, IAM_RETRYABLE_ERRORS);
 }
 
 function toJitvError(error: unknown, operation: Operation, roleName: string, attempts: number): JitvError {
-  const name = nameOf(error);
-  const requestId = shapeOf(error).$metadata?.requestId;
-  const httpStatusCode = httpStatusOf(error);
-  const cause: IamFailure = {
-    name,
-    operation,
-    attempts,
-    ...(httpStatusCode === undefined ? {} : { httpStatusCode }),
-    ...(typeof requestId === "string" ? { requestId } : {}),
-  };
+  const { name, ...failure } = awsFailure(error, attempts);
+  const cause: IamFailure = { name, operation, ...failure };
   switch (name) {
     case "MalformedPolicyDocument":
     case "MalformedPolicyDocumentException":

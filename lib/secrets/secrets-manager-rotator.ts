@@ -1,9 +1,19 @@
 import { RotateSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import {
+  awsErrorName,
+  awsFailure,
+  errorShape,
+  isRetryableAwsError,
+  type RetryAwsOptions,
+  type RetryTimingProps,
+  resolveRetryOptions,
+  retryAws,
+} from "../aws-retry.js";
 import { UpstreamUnavailableError } from "../domain/errors.js";
 import { RotationInProgressError, SecretNotFoundError, type SecretRotator } from "./secret-rotator.js";
 
 /** Options of {@link SecretsManagerRotator}. */
-export interface SecretsManagerRotatorProps {
+export interface SecretsManagerRotatorProps extends RetryTimingProps {
   /**
    * The Secrets Manager client. Build it with `maxAttempts: 1`: the rotator retries itself, and
    * the SDK's own retries would multiply with them.
@@ -19,51 +29,16 @@ export interface SecretsManagerRotatorProps {
    * @default 200
    */
   readonly baseDelayMs?: number;
-  /** Injected in tests so retries do not really wait. @default setTimeout */
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** Random number in [0, 1) for the jitter. @default Math.random */
-  readonly random?: () => number;
 }
 
 const MAX_DELAY_MS = 5000;
-const THROTTLING_ERRORS = new Set([
-  "Throttling",
-  "ThrottlingException",
-  "RequestLimitExceeded",
-  "TooManyRequestsException",
-]);
-const TRANSIENT_ERRORS = new Set([
-  "InternalServiceError",
-  "InternalFailure",
-  "ServiceUnavailable",
-  "TimeoutError",
-  "RequestTimeout",
-  "RequestTimeoutException",
-]);
-const NETWORK_ERROR_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
-  "UND_ERR_SOCKET",
-]);
+/** Secrets Manager's retryable failures beyond those every AWS service has. */
+const SECRETS_MANAGER_RETRYABLE_ERRORS = ["InternalServiceError", "ServiceUnavailable"];
 /**
  * How Secrets Manager says a rotation is under way ("A previous rotation isn't complete. That
  * rotation will be reattempted."), and older wordings of the same.
  */
 const IN_PROGRESS_MESSAGE = /previous rotation isn['’]?t complete|rotation (is )?(already )?in progress/i;
-
-/** What is safe to keep of a Secrets Manager failure for operators' logs: no message text. */
-interface RotateFailure {
-  readonly name: string;
-  readonly httpStatusCode?: number;
-  readonly requestId?: string;
-  readonly attempts: number;
-}
 
 /**
  * Adapter: the {@link SecretRotator} that asks Secrets Manager to rotate a secret now. It sends
@@ -90,17 +65,18 @@ interface RotateFailure {
  */
 export class SecretsManagerRotator implements SecretRotator {
   readonly #client: SecretsManagerClient;
-  readonly #maxAttempts: number;
-  readonly #baseDelayMs: number;
-  readonly #sleep: (ms: number) => Promise<void>;
-  readonly #random: () => number;
+  readonly #retry: RetryAwsOptions;
 
   constructor(props: SecretsManagerRotatorProps) {
     this.#client = props.client;
-    this.#maxAttempts = Math.max(1, Math.floor(props.maxAttempts ?? 4));
-    this.#baseDelayMs = Math.max(0, props.baseDelayMs ?? 200);
-    this.#sleep = props.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-    this.#random = props.random ?? Math.random;
+    this.#retry = {
+      // The cap on a wait is fixed, not a prop: ignore one that a wider props object carries.
+      ...resolveRetryOptions(
+        { ...props, maxDelayMs: undefined },
+        { maxAttempts: 4, baseDelayMs: 200, maxDelayMs: MAX_DELAY_MS },
+      ),
+      isRetryable,
+    };
   }
 
   /**
@@ -110,68 +86,32 @@ export class SecretsManagerRotator implements SecretRotator {
    * @throws UpstreamUnavailableError when Secrets Manager refused or kept failing
    */
   async rotate(secretArn: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#client.send(new RotateSecretCommand({ SecretId: secretArn, RotateImmediately: true }));
-        return;
-      } catch (error) {
-        if (isRetryable(error) && attempt < this.#maxAttempts) {
-          const ceiling = Math.min(MAX_DELAY_MS, this.#baseDelayMs * 2 ** (attempt - 1));
-          await this.#sleep(Math.floor(this.#random() * ceiling));
-          continue;
-        }
-        throw toRotateError(error, secretArn, attempt);
-      }
+    let attempts = 0;
+    try {
+      await retryAws(() => {
+        attempts++;
+        return this.#client.send(new RotateSecretCommand({ SecretId: secretArn, RotateImmediately: true }));
+      }, this.#retry);
+    } catch (error) {
+      throw toRotateError(error, secretArn, attempts);
     }
   }
 }
 
-interface ErrorShape {
-  name?: unknown;
-  code?: unknown;
-  message?: unknown;
-  Message?: unknown;
-  $metadata?: { httpStatusCode?: unknown; requestId?: unknown };
-  $retryable?: { throttling?: unknown };
-}
-
-function shapeOf(error: unknown): ErrorShape {
-  return typeof error === "object" && error !== null ? (error as ErrorShape) : {};
-}
-
-function httpStatusOf(error: unknown): number | undefined {
-  const status = shapeOf(error).$metadata?.httpStatusCode;
-  return typeof status === "number" ? status : undefined;
-}
-
 function isRetryable(error: unknown): boolean {
-  const { name, code, $retryable } = shapeOf(error);
-  if (typeof name === "string" && (THROTTLING_ERRORS.has(name) || TRANSIENT_ERRORS.has(name))) return true;
-  if (typeof code === "string" && NETWORK_ERROR_CODES.has(code)) return true;
-  if ($retryable?.throttling === true) return true;
-  const status = httpStatusOf(error);
-  return status === 429 || (status !== undefined && status >= 500);
+  return isRetryableAwsError(error, SECRETS_MANAGER_RETRYABLE_ERRORS);
 }
 
 function isRotationInProgress(error: unknown): boolean {
-  const { name, message, Message } = shapeOf(error);
+  const { name, message, Message } = errorShape(error);
   if (name !== "InvalidRequestException") return false;
   return [message, Message].some((text) => typeof text === "string" && IN_PROGRESS_MESSAGE.test(text));
 }
 
 function toRotateError(error: unknown, secretArn: string, attempts: number): Error {
   if (isRotationInProgress(error)) return new RotationInProgressError(secretArn);
-  const shape = shapeOf(error);
-  const name = typeof shape.name === "string" ? shape.name : "UnknownError";
-  if (name === "ResourceNotFoundException") return new SecretNotFoundError(secretArn);
-  const requestId = shape.$metadata?.requestId;
-  const httpStatusCode = httpStatusOf(error);
-  const cause: RotateFailure = {
-    name,
-    attempts,
-    ...(httpStatusCode === undefined ? {} : { httpStatusCode }),
-    ...(typeof requestId === "string" ? { requestId } : {}),
-  };
+  if (awsErrorName(error) === "ResourceNotFoundException") return new SecretNotFoundError(secretArn);
+  const cause = awsFailure(error, attempts);
   const message = isRetryable(error)
     ? `Secrets Manager kept failing after ${attempts} attempts; the secret was not rotated`
     : "Secrets Manager refused RotateSecret; the secret was not rotated";

@@ -1,4 +1,5 @@
 import { SendTaskSuccessCommand, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { type RetryTimingProps, resolveRetryOptions, retryAws } from "../aws-retry.js";
 import { UpstreamUnavailableError } from "../domain/errors.js";
 import type { Task } from "../domain/task.js";
 import {
@@ -8,32 +9,14 @@ import {
   type TaskTokenSender,
 } from "./lifecycle.js";
 
-const RETRYABLE = new Set([
-  "ThrottlingException",
-  "Throttling",
-  "TooManyRequestsException",
-  "ServiceUnavailable",
-]);
-
-interface RetryOptions {
+interface RetryOptions extends RetryTimingProps {
   readonly maxAttempts?: number;
   readonly baseDelayMs?: number;
-  readonly sleep?: (ms: number) => Promise<void>;
 }
 
-async function withRetries<T>(options: RetryOptions, call: () => Promise<T>): Promise<T> {
-  const maxAttempts = options.maxAttempts ?? 4;
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      const name = err instanceof Error ? err.name : "";
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
-      if (attempt >= maxAttempts || !(RETRYABLE.has(name) || status >= 500)) throw err;
-      await sleep(Math.random() * (options.baseDelayMs ?? 100) * 2 ** attempt);
-    }
-  }
+/** The same retry policy as the other AWS adapters: throttling, timeouts, network errors, 429/5xx. */
+function withRetries<T>(options: RetryOptions, call: () => Promise<T>): Promise<T> {
+  return retryAws(call, resolveRetryOptions(options, { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000 }));
 }
 
 /**
