@@ -115,91 +115,96 @@ class Client {
   }
 }
 
-describe("a task's lifecycle in the sandbox", () => {
-  let sandbox: Sandbox;
-  let c: Client;
+/** One sandbox per describe block: started before its tests, stopped after them. */
+function useSandbox(options: { lifecycleTimeoutSeconds?: number } = {}) {
+  const handle = {} as { sandbox: Sandbox; c: Client };
   beforeAll(async () => {
-    sandbox = await start();
-    c = new Client(sandbox);
+    handle.sandbox = await start(options);
+    handle.c = new Client(handle.sandbox);
   });
   afterAll(async () => {
-    await sandbox?.close();
+    await handle.sandbox?.close();
   });
+  return handle;
+}
+
+describe("a task's lifecycle in the sandbox", () => {
+  const s = useSandbox();
 
   it("vend → allowed → complete → denied by revocation, secret rotated, task completed and closed", async () => {
-    const vended = await c.vend("db-maintenance", { purpose: "vacuum" });
+    const vended = await s.c.vend("db-maintenance", { purpose: "vacuum" });
     expect(vended.status).toBe(201);
     const { taskId } = vended.json;
-    const before = await c.secretVersion();
+    const before = await s.c.secretVersion();
 
-    const allowed = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    const allowed = await s.c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
     expect(allowed.json).toMatchObject({ allowed: true, decision: "Allowed" });
-    const outside = await c.simulate(taskId, "secretsmanager:DeleteSecret", SECRET);
+    const outside = await s.c.simulate(taskId, "secretsmanager:DeleteSecret", SECRET);
     expect(outside.json).toMatchObject({ allowed: false, decision: "ImplicitlyDenied" });
 
-    const done = await c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" });
+    const done = await s.c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" });
     expect(done).toEqual({ status: 200, json: { taskId, status: "completed" } });
-    await sandbox.runner.execution(taskId);
+    await s.sandbox.runner.execution(taskId);
 
-    const denied = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    const denied = await s.c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
     expect(denied.json).toMatchObject({ allowed: false, decision: "ExplicitlyDenied" });
     expect(denied.json.reason).toContain("jitv-revoked-tasks");
-    expect(await c.secretVersion()).not.toBe(before);
-    expect(await c.status(taskId)).toBe("completed");
-    expect(await c.task(taskId)).toMatchObject({
+    expect(await s.c.secretVersion()).not.toBe(before);
+    expect(await s.c.status(taskId)).toBe("completed");
+    expect(await s.c.task(taskId)).toMatchObject({
       revokedAt: expect.any(String),
       secretsRotatedAt: expect.any(String),
       closedAt: expect.any(String),
     });
 
     // A task that is not active never yields credentials again.
-    const refresh = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
+    const refresh = await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
     expect(refresh.status).toBe(409);
     expect(refresh.json.error.code).toBe("conflict");
-    const again = await c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" });
+    const again = await s.c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" });
     expect(again.status).toBe(409);
   });
 
   it("refreshes an active task's credentials, never past its deadline", async () => {
-    const vended = await c.vend("s3-reports-read", { ttlSeconds: 900 });
+    const vended = await s.c.vend("s3-reports-read", { ttlSeconds: 900 });
     const { taskId, expiresAt } = vended.json;
-    const refresh = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
+    const refresh = await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
     expect(refresh.status).toBe(200);
     expect(refresh.json.credentials.AccessKeyId).toMatch(/^JITVSANDBOX/);
     expect(Date.parse(refresh.json.credentials.Expiration)).toBeLessThanOrEqual(Date.parse(expiresAt));
-    expect((await c.task(taskId))?.issuedCount).toBe(2);
+    expect((await s.c.task(taskId))?.issuedCount).toBe(2);
     // Another agent cannot refresh or complete it.
-    const other = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "ci-agent" });
+    const other = await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "ci-agent" });
     expect(other.status).toBe(404);
   });
 
   it("lets an admin revoke a task with a reason; the agent cannot", async () => {
-    const { taskId } = (await c.vend("s3-reports-read")).json;
-    const notAdmin = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+    const { taskId } = (await s.c.vend("s3-reports-read")).json;
+    const notAdmin = await s.c.call("POST", `/v1/tasks/${taskId}/revoke`, {
       as: "demo-agent",
       body: { reason: "x" },
     });
     expect(notAdmin.status).toBe(403);
-    const otherZone = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+    const otherZone = await s.c.call("POST", `/v1/tasks/${taskId}/revoke`, {
       as: "acme-admin",
       body: { reason: "x" },
     });
     expect(otherZone.status).toBe(403);
-    const noReason = await c.call("POST", `/v1/tasks/${taskId}/revoke`, { as: "admin", body: {} });
+    const noReason = await s.c.call("POST", `/v1/tasks/${taskId}/revoke`, { as: "admin", body: {} });
     expect(noReason.status).toBe(400);
-    const revoked = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+    const revoked = await s.c.call("POST", `/v1/tasks/${taskId}/revoke`, {
       as: "admin",
       body: { reason: "suspicious activity" },
     });
     expect(revoked).toEqual({ status: 200, json: { taskId, status: "revoked" } });
-    await sandbox.runner.execution(taskId);
-    const denied = await c.simulate(taskId, "s3:GetObject", "arn:aws:s3:::jitv-demo-reports/q3.csv");
+    await s.sandbox.runner.execution(taskId);
+    const denied = await s.c.simulate(taskId, "s3:GetObject", "arn:aws:s3:::jitv-demo-reports/q3.csv");
     expect(denied.json.decision).toBe("ExplicitlyDenied");
-    expect((await c.call("GET", `/v1/tasks/${taskId}`, { as: "admin" })).json).toMatchObject({
+    expect((await s.c.call("GET", `/v1/tasks/${taskId}`, { as: "admin" })).json).toMatchObject({
       status: "revoked",
       reason: "suspicious activity",
     });
-    const twice = await c.call("POST", `/v1/tasks/${taskId}/revoke`, {
+    const twice = await s.c.call("POST", `/v1/tasks/${taskId}/revoke`, {
       as: "admin",
       body: { reason: "again" },
     });
@@ -207,15 +212,15 @@ describe("a task's lifecycle in the sandbox", () => {
   });
 
   it("loses no revocation when 20 tasks of one role complete at once", async () => {
-    const tasks = await Promise.all(Array.from({ length: 20 }, () => c.vend("s3-reports-read")));
+    const tasks = await Promise.all(Array.from({ length: 20 }, () => s.c.vend("s3-reports-read")));
     const ids = tasks.map((t) => t.json.taskId as string);
     const results = await Promise.all(
-      ids.map((id) => c.call("POST", `/v1/tasks/${id}/complete`, { as: "demo-agent" })),
+      ids.map((id) => s.c.call("POST", `/v1/tasks/${id}/complete`, { as: "demo-agent" })),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
-    await Promise.all(ids.map((id) => sandbox.runner.execution(id)));
+    await Promise.all(ids.map((id) => s.sandbox.runner.execution(id)));
     const policy = JSON.parse(
-      (await sandbox.writer.get(
+      (await s.sandbox.writer.get(
         "arn:aws:iam::123456789012:role/jitv/reports-reader",
         "jitv-revoked-tasks",
       )) ?? "{}",
@@ -226,40 +231,36 @@ describe("a task's lifecycle in the sandbox", () => {
 });
 
 describe("approval gates", () => {
-  let sandbox: Sandbox;
-  let c: Client;
-  beforeAll(async () => {
-    sandbox = await start();
-    c = new Client(sandbox);
-  });
-  afterAll(async () => {
-    await sandbox?.close();
-  });
+  const s = useSandbox();
 
   it("waits for a quorum of two distinct approvers; the pending task never yields credentials", async () => {
-    const vended = await c.vend("prod-db-admin", { purpose: "resize the cluster" });
+    const vended = await s.c.vend("prod-db-admin", { purpose: "resize the cluster" });
     expect(vended.status).toBe(202);
     expect(vended.json).toMatchObject({ status: "pending_approval" });
     expect(vended.json.credentials).toBeUndefined();
     const { taskId } = vended.json;
 
-    expect((await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(409);
-    expect((await c.decide(taskId, "approve", "demo-agent")).status).toBe(403); // an agent is no approver
-    expect((await c.decide(taskId, "approve", "acme-admin")).status).toBe(403); // another zone's approver
-    expect((await c.decide(taskId, "approve", "pat")).json).toEqual({
+    expect((await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(
+      409,
+    );
+    expect((await s.c.decide(taskId, "approve", "demo-agent")).status).toBe(403); // an agent is no approver
+    expect((await s.c.decide(taskId, "approve", "acme-admin")).status).toBe(403); // another zone's approver
+    expect((await s.c.decide(taskId, "approve", "pat")).json).toEqual({
       taskId,
       status: "pending_approval",
       approvals: 1,
     });
-    expect((await c.decide(taskId, "approve", "pat")).status).toBe(409); // the same approver twice
-    expect((await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(409);
-    expect((await c.decide(taskId, "approve", "quinn")).json).toEqual({
+    expect((await s.c.decide(taskId, "approve", "pat")).status).toBe(409); // the same approver twice
+    expect((await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(
+      409,
+    );
+    expect((await s.c.decide(taskId, "approve", "quinn")).json).toEqual({
       taskId,
       status: "active",
       approvals: 2,
     });
 
-    const refresh = await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
+    const refresh = await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
     expect(refresh.status).toBe(200);
     expect(refresh.json.credentials.AccessKeyId).toMatch(/^JITVSANDBOX/);
     expect(Date.parse(refresh.json.credentials.Expiration)).toBeLessThanOrEqual(
@@ -269,78 +270,68 @@ describe("approval gates", () => {
     expect(Date.parse(refresh.json.expiresAt) - Date.now()).toBeGreaterThan(890_000);
 
     // And it ends like any task: complete → revoked on its role.
-    expect((await c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" })).status).toBe(200);
-    await sandbox.runner.execution(taskId);
-    expect(await c.task(taskId)).toMatchObject({ status: "completed", revokedAt: expect.any(String) });
+    expect((await s.c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" })).status).toBe(200);
+    await s.sandbox.runner.execution(taskId);
+    expect(await s.c.task(taskId)).toMatchObject({ status: "completed", revokedAt: expect.any(String) });
   });
 
   it("a refusal denies the task for good", async () => {
-    const { taskId } = (await c.vend("prod-db-admin")).json;
-    expect((await c.decide(taskId, "deny", "pat")).json).toEqual({ taskId, status: "denied", approvals: 0 });
-    await sandbox.runner.execution(taskId);
-    expect(await c.task(taskId)).toMatchObject({ status: "denied", closedAt: expect.any(String) });
-    expect((await c.decide(taskId, "approve", "quinn")).status).toBe(409);
-    expect((await c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(409);
+    const { taskId } = (await s.c.vend("prod-db-admin")).json;
+    expect((await s.c.decide(taskId, "deny", "pat")).json).toEqual({
+      taskId,
+      status: "denied",
+      approvals: 0,
+    });
+    await s.sandbox.runner.execution(taskId);
+    expect(await s.c.task(taskId)).toMatchObject({ status: "denied", closedAt: expect.any(String) });
+    expect((await s.c.decide(taskId, "approve", "quinn")).status).toBe(409);
+    expect((await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(
+      409,
+    );
   });
 
   it("the user a delegated task acts for cannot approve it", async () => {
-    const subjectToken = await c.token("acme-admin");
-    const vended = await c.vend("tenant-export", { subjectToken }, "support-agent");
+    const subjectToken = await s.c.token("acme-admin");
+    const vended = await s.c.vend("tenant-export", { subjectToken }, "support-agent");
     expect(vended.status).toBe(202);
     expect(vended.json.onBehalfOf).toEqual({ user: "acme-admin", tenant: "acme" });
-    const self = await c.decide(vended.json.taskId, "approve", "acme-admin");
+    const self = await s.c.decide(vended.json.taskId, "approve", "acme-admin");
     expect(self.status).toBe(403);
     expect(self.json.error.message).toContain("own task");
   });
 });
 
 describe("expiry", () => {
-  let sandbox: Sandbox;
-  let c: Client;
-  beforeAll(async () => {
-    sandbox = await start({ lifecycleTimeoutSeconds: 1 });
-    c = new Client(sandbox);
-  });
-  afterAll(async () => {
-    await sandbox?.close();
-  });
+  const s = useSandbox({ lifecycleTimeoutSeconds: 1 });
 
   it("a task nobody approves in time is denied", async () => {
-    const { taskId } = (await c.vend("prod-db-admin")).json;
-    await sandbox.runner.execution(taskId);
-    expect(await c.task(taskId)).toMatchObject({ status: "denied", reason: "approval timed out" });
+    const { taskId } = (await s.c.vend("prod-db-admin")).json;
+    await s.sandbox.runner.execution(taskId);
+    expect(await s.c.task(taskId)).toMatchObject({ status: "denied", reason: "approval timed out" });
   });
 
   it("a task nobody completes is expired and revoked by the state machine at its deadline", async () => {
-    const { taskId } = (await c.vend("db-maintenance", { ttlSeconds: 900 })).json;
-    const before = await c.secretVersion();
-    await sandbox.runner.execution(taskId); // the execution's deadline (1 s here) passes
-    const task = await c.task(taskId);
+    const { taskId } = (await s.c.vend("db-maintenance", { ttlSeconds: 900 })).json;
+    const before = await s.c.secretVersion();
+    await s.sandbox.runner.execution(taskId); // the execution's deadline (1 s here) passes
+    const task = await s.c.task(taskId);
     expect(task).toMatchObject({
       status: "expired",
       revokedAt: expect.any(String),
       closedAt: expect.any(String),
     });
-    const denied = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    const denied = await s.c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
     expect(denied.json.decision).toBe("ExplicitlyDenied");
-    expect(await c.secretVersion()).not.toBe(before);
+    expect(await s.c.secretVersion()).not.toBe(before);
   });
 });
 
 describe("the TTL backstop", () => {
-  let sandbox: Sandbox;
-  let c: Client;
-  beforeAll(async () => {
-    sandbox = await start();
-    c = new Client(sandbox);
-  });
-  afterAll(async () => {
-    await sandbox?.close();
-  });
+  const s = useSandbox();
 
   // Time passes: an item's TTL moves into the past, as it would at its deadline.
   const expireNow = (key: { pk: string; sk: string }) =>
-    sandbox.doc.send(
+    s.sandbox.doc.send(
       new UpdateCommand({
         TableName: SANDBOX_TABLE,
         Key: key,
@@ -352,29 +343,29 @@ describe("the TTL backstop", () => {
   it("revokes and rotates through DynamoDB TTL and its stream when the state machine is gone; pruning follows", {
     timeout: 150_000,
   }, async () => {
-    const { taskId } = (await c.vend("db-maintenance")).json;
-    const before = await c.secretVersion();
-    sandbox.runner.abort(taskId); // the execution is gone: only the lease remains
-    await sandbox.runner.execution(taskId);
-    expect((await c.task(taskId))?.revokedAt).toBeUndefined();
+    const { taskId } = (await s.c.vend("db-maintenance")).json;
+    const before = await s.c.secretVersion();
+    s.sandbox.runner.abort(taskId); // the execution is gone: only the lease remains
+    await s.sandbox.runner.execution(taskId);
+    expect((await s.c.task(taskId))?.revokedAt).toBeUndefined();
 
     // The lease reaches its deadline, DynamoDB Local's TTL deletes it, the stream carries
     // the REMOVE made by the TTL service principal, the backstop runs.
     await expireNow(leaseKey(taskId));
     await expect
-      .poll(async () => (await c.task(taskId))?.closedAt, { timeout: 60_000, interval: 500 })
+      .poll(async () => (await s.c.task(taskId))?.closedAt, { timeout: 60_000, interval: 500 })
       .toEqual(expect.any(String));
-    expect(await c.task(taskId)).toMatchObject({ status: "expired", revokedAt: expect.any(String) });
-    expect(await c.secretVersion()).not.toBe(before);
-    const denied = await c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
+    expect(await s.c.task(taskId)).toMatchObject({ status: "expired", revokedAt: expect.any(String) });
+    expect(await s.c.secretVersion()).not.toBe(before);
+    const denied = await s.c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
     expect(denied.json.decision).toBe("ExplicitlyDenied");
 
     // 20 minutes later every credential of the task has expired: the prune lease fires and
     // the entry goes. (Time passes by moving the recorded expiry and the lease's TTL back.)
     const pruneKey = pruneLeaseKey(DB_ROLE, taskId);
-    const pruneLease = await sandbox.doc.send(new GetCommand({ TableName: SANDBOX_TABLE, Key: pruneKey }));
+    const pruneLease = await s.sandbox.doc.send(new GetCommand({ TableName: SANDBOX_TABLE, Key: pruneKey }));
     expect(pruneLease.Item).toMatchObject({ type: "lease", leaseKind: "prune", taskId });
-    await sandbox.doc.send(
+    await s.sandbox.doc.send(
       new UpdateCommand({
         TableName: SANDBOX_TABLE,
         Key: revocationKey(DB_ROLE, taskId),
@@ -384,7 +375,7 @@ describe("the TTL backstop", () => {
     );
     await expireNow(pruneKey);
     await expect
-      .poll(async () => sandbox.writer.get(DB_ROLE, "jitv-revoked-tasks"), {
+      .poll(async () => s.sandbox.writer.get(DB_ROLE, "jitv-revoked-tasks"), {
         timeout: 60_000,
         interval: 500,
       })
