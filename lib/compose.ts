@@ -67,7 +67,8 @@ export function composeCore(options: CoreOptions): Core {
   const templates = new DynamoTemplateStore({ client, tableName });
   const policies = new DynamoPolicyStore({ client, tableName, now });
   const inventory = new DynamoInventory({ client, tableName, now });
-  // One engine decides: stored Cedar policy sets plus each template's agents list, compiled.
+  // One engine decides every action: the built-in baseline policies, the stored Cedar policy
+  // sets, and each template's agents list, compiled.
   const authorizer = new CedarAuthorizer({
     store: policies,
     now,
@@ -105,6 +106,7 @@ export function composeCore(options: CoreOptions): Core {
       ...adminRoutes({
         authenticate: (token) => service.authenticateAny(token),
         isAdmin: (identity) => service.isAdmin(identity),
+        authorize: (identity, action, requestId) => service.authorizeInventory(identity, action, requestId),
         inventory,
       }),
       ...(options.extraRoutes?.({ service, templates }) ?? []),

@@ -5,6 +5,7 @@ export interface AuditEvent {
   readonly event:
     | "vend.allowed"
     | "vend.denied"
+    | "access.denied"
     | "credentials.issued"
     | "task.failed"
     | "task.completed"

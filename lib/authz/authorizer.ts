@@ -1,5 +1,7 @@
-import type { VerifiedIdentity } from "../domain/identity.js";
+import type { VerifiedIdentity, Zone } from "../domain/identity.js";
+import type { Task } from "../domain/task.js";
 import type { TaskTemplate } from "../domain/template.js";
+import type { CedarAction } from "./schema.js";
 
 export interface VendDecisionRequest {
   readonly agent: VerifiedIdentity;
@@ -27,7 +29,50 @@ export interface Decision {
   readonly policyVersion?: string;
 }
 
-/** Port: may this agent (for this user) use this template now? */
+/** Who asks: an agent or user (by its token's `kind`), with the roles the deployment grants it. */
+export interface CedarPrincipal {
+  readonly identity: VerifiedIdentity;
+  /** `Jitv::Role` ids the principal is in, e.g. `["admin"]` when it matches the `admins` rule. */
+  readonly roles?: readonly string[];
+}
+
+/** What the request is about. */
+export type CedarResource =
+  | { readonly kind: "template"; readonly template: TaskTemplate }
+  | { readonly kind: "task"; readonly task: Task; readonly template?: TaskTemplate }
+  | { readonly kind: "zone"; readonly zone: Zone };
+
+/**
+ * The request's context. Fields left out are taken from the task (for task resources) or get
+ * neutral defaults; `zone`, `hour` and `weekday` are always computed.
+ */
+export interface CedarRequestContext {
+  readonly purpose?: string;
+  /** @default the task's life, or the template's `ttl.defaultSeconds` */
+  readonly ttlSeconds?: number;
+  /** @default the task's parameters, or none */
+  readonly parameters?: Readonly<Record<string, string>>;
+  /** Dropped unless it is a plain IPv4/IPv6 address. */
+  readonly sourceIp?: string;
+  /** @default false */
+  readonly approved?: boolean;
+  /** @default the task's approvals so far, or 0 */
+  readonly approvals?: number;
+  /** The user (and tenant) a delegated request acts for. @default the task's `onBehalfOf` */
+  readonly onBehalfOf?: { readonly user: string; readonly tenant?: string };
+}
+
+/**
+ * Port: one engine decides every action. `authorizeVend`: may this agent (for this user) use
+ * this template now? `authorize`: any action of the schema (Refresh, Complete, Approve, Revoke,
+ * ReadTask, ListTasks, ListAgents, and Vend), for a principal with its roles, on a resource.
+ */
 export interface Authorizer {
   authorizeVend(request: VendDecisionRequest): Promise<Decision>;
+  authorize(
+    action: CedarAction,
+    principal: CedarPrincipal,
+    resource: CedarResource,
+    context?: CedarRequestContext,
+  ): Promise<Decision>;
 }

@@ -11,9 +11,16 @@ import {
 } from "@cedar-policy/cedar-wasm/nodejs";
 import { InternalError, JitvError, UpstreamUnavailableError } from "../domain/errors.js";
 import type { VerifiedIdentity, Zone } from "../domain/identity.js";
-import type { Task } from "../domain/task.js";
 import type { TaskTemplate } from "../domain/template.js";
-import type { Authorizer, Decision, VendDecisionRequest } from "./authorizer.js";
+import type {
+  Authorizer,
+  CedarPrincipal,
+  CedarRequestContext,
+  CedarResource,
+  Decision,
+  VendDecisionRequest,
+} from "./authorizer.js";
+import { baselinePolicies } from "./baseline.js";
 import {
   agentsPolicyId,
   compileAgentsPolicy,
@@ -23,6 +30,8 @@ import {
   principalEntityId,
 } from "./cedar-policy-set.js";
 import { CEDAR_SCHEMA, type CedarAction, ENTITY, PARAMETERS_ENTITY_ID, ZONE_ACTIONS } from "./schema.js";
+
+export type { CedarPrincipal, CedarRequestContext, CedarResource } from "./authorizer.js";
 
 /** The combined policy set as its store holds it now. */
 export interface PolicySnapshot {
@@ -49,39 +58,6 @@ export interface CedarAuthorizerOptions {
    * the policies already loaded keep deciding; e.g. log it and count a metric.
    */
   readonly onReloadError?: (error: JitvError) => void;
-}
-
-/** Who asks: an agent or user (by its token's `kind`), with the roles the deployment grants it. */
-export interface CedarPrincipal {
-  readonly identity: VerifiedIdentity;
-  /** `Jitv::Role` ids the principal is in, e.g. `["admin"]` when it matches the `admins` rule. */
-  readonly roles?: readonly string[];
-}
-
-/** What the request is about. */
-export type CedarResource =
-  | { readonly kind: "template"; readonly template: TaskTemplate }
-  | { readonly kind: "task"; readonly task: Task; readonly template?: TaskTemplate }
-  | { readonly kind: "zone"; readonly zone: Zone };
-
-/**
- * The request's context. Fields left out are taken from the task (for task resources) or get
- * neutral defaults; `zone`, `hour` and `weekday` are always computed.
- */
-export interface CedarRequestContext {
-  readonly purpose?: string;
-  /** @default the task's life, or the template's `ttl.defaultSeconds` */
-  readonly ttlSeconds?: number;
-  /** @default the task's parameters, or none */
-  readonly parameters?: Readonly<Record<string, string>>;
-  /** Dropped unless it is a plain IPv4/IPv6 address. */
-  readonly sourceIp?: string;
-  /** @default false */
-  readonly approved?: boolean;
-  /** @default the task's approvals so far, or 0 */
-  readonly approvals?: number;
-  /** The user (and tenant) a delegated request acts for. @default the task's `onBehalfOf` */
-  readonly onBehalfOf?: { readonly user: string; readonly tenant?: string };
 }
 
 /** Which principal and resource kinds each action takes (mirrors the schema's `appliesTo`). */
@@ -112,8 +88,10 @@ interface LoadedPolicies {
 }
 
 /**
- * The Cedar {@link Authorizer}: one engine decides every request from the stored policy sets
- * plus each template's `agents` list, compiled into a `permit` (see `compileAgentsPolicy`).
+ * The Cedar {@link Authorizer}: one engine decides every request from the built-in baseline
+ * policies (`BASELINE_POLICIES`: trust-zone boundary, owner agents, admins, approvers), the
+ * stored policy sets, and each template's `agents` list, compiled into a `permit` (see
+ * `compileAgentsPolicy`).
  *
  * Policies are parsed once per container (Cedar's pre-parsed policy sets) and reloaded when the
  * store's version changes; the version is checked at most every `cacheMs`. If the store cannot
@@ -214,7 +192,8 @@ export class CedarAuthorizer implements Authorizer {
     }
     const { decision, diagnostics } = answer.response;
     const version = { policyVersion: loaded.version };
-    const determining = diagnostics.reason;
+    // In policy set order (built-in, then stored, then compiled): Cedar's own order is arbitrary.
+    const determining = inSetOrder(diagnostics.reason, byId);
     const brokenForbids = diagnostics.errors
       .map((e) => e.policyId)
       .filter((id) => byId.get(id)?.effect === "forbid");
@@ -287,7 +266,7 @@ export class CedarAuthorizer implements Authorizer {
             cause: error,
           });
         }
-        this.#loaded = { version: snapshot.version, byId: new Map(policies.map((p) => [p.id, p])) };
+        this.#loaded = { version: snapshot.version, byId: withBaseline(policies) };
       }
       this.#checkedAt = now;
       return this.#loaded;
@@ -325,6 +304,30 @@ export class CedarAuthorizer implements Authorizer {
     }
     return setId;
   }
+}
+
+/**
+ * The built-in baseline policies, then the stored ones. A stored policy whose `@id` is a
+ * built-in one (the store refuses such writes; an older set may still hold one) keeps deciding
+ * under the id suffixed `#stored`.
+ */
+function withBaseline(stored: readonly ParsedPolicy[]): Map<string, ParsedPolicy> {
+  const byId = new Map(baselinePolicies().map((p) => [p.id, p]));
+  for (const policy of stored) {
+    let id = policy.id;
+    while (byId.has(id)) id = `${id}#stored`;
+    byId.set(id, id === policy.id ? policy : { ...policy, id });
+  }
+  return byId;
+}
+
+function inSetOrder(ids: readonly string[], byId: ReadonlyMap<string, ParsedPolicy>): string[] {
+  const order = [...byId.keys()];
+  const rank = (id: string) => {
+    const at = order.indexOf(id);
+    return at === -1 ? order.length : at;
+  };
+  return [...ids].sort((a, b) => rank(a) - rank(b));
 }
 
 function ensureSchema(): void {

@@ -15,6 +15,7 @@ import {
   policyVersionItem,
   policyVersionKey,
 } from "../tasks/table.js";
+import { BASELINE_POLICY_SET_NAME, baselinePolicies } from "./baseline.js";
 import type { PolicySnapshot, PolicySource } from "./cedar-authorizer.js";
 import { loadPolicySet, validatePolicySet } from "./cedar-policy-set.js";
 
@@ -89,7 +90,8 @@ export class DynamoPolicyStore implements PolicySource {
    *   writer gets in between), still without overwriting anyone's version.
    * @returns the version written
    * @throws InvalidRequestError for a bad name, or a policy set that does not parse or
-   *   validate (with Cedar's messages), or whose `@id`s clash with another set's
+   *   validate (with Cedar's messages), or whose `@id`s clash with another set's or a built-in
+   *   baseline policy's
    * @throws ConflictError when the set is not at `expectedVersion` (another writer won)
    */
   async put(
@@ -206,9 +208,15 @@ export class DynamoPolicyStore implements PolicySource {
     return (await this.get(name))?.version ?? 0;
   }
 
-  /** A policy's `@id` names it in audit events, so ids must be unique across all sets. */
+  /** A policy's `@id` names it in audit events, so ids must be unique across all sets and the built-in ones. */
   async #assertUniqueIds(name: string, ids: readonly string[]): Promise<void> {
     const mine = new Set(ids);
+    const builtIn = baselinePolicies().find((p) => mine.has(p.id));
+    if (builtIn !== undefined) {
+      throw new InvalidRequestError(
+        `invalid policy set: @id "${builtIn.id}" is already used by jitv's ${BASELINE_POLICY_SET_NAME} policies; choose another @id`,
+      );
+    }
     for (const set of await this.#currentSets()) {
       if (set.name === name) continue;
       const clash = idsOf(set.text).find((id) => mine.has(id));

@@ -8,12 +8,21 @@ import { bearerToken, type RouteEntry, taskView } from "./api.js";
 import { jsonResponse } from "./errors.js";
 import type { HttpRequest } from "./types.js";
 
-/** What the admin routes need; `TaskService` provides `authenticate` and `isAdmin`. */
+/** What the admin routes need; `TaskService` provides `authenticate`, `isAdmin` and `authorize`. */
 export interface AdminRoutesDeps {
   /** Verifies a bearer token (any kind); throws `InvalidTokenError`. */
   readonly authenticate: (token: string) => Promise<VerifiedIdentity>;
   /** True for identities of the configured admins. */
   readonly isAdmin: (identity: VerifiedIdentity) => boolean;
+  /**
+   * Cedar's decision on `ListTasks` / `ListAgents` for the caller's zone, asked after `isAdmin`;
+   * throws `ForbiddenError` (naming the policies) on a deny. `TaskService.authorizeInventory`.
+   */
+  readonly authorize?: (
+    identity: VerifiedIdentity,
+    action: "ListTasks" | "ListAgents",
+    requestId?: string,
+  ) => Promise<void>;
   readonly inventory: Pick<DynamoInventory, "listTasks" | "listAgents">;
   /** Clock for the tasks' effective status. @default () => new Date() */
   readonly now?: () => Date;
@@ -66,17 +75,20 @@ const listAgentsQuerySchema = z
  *   (`status` defaults to `active`; `agent` needs `issuer`);
  * - `GET /v1/agents?limit=&nextToken=` → `200 {"agents": [{issuer, id, zone, firstSeen, lastSeen, activeTasks, totalTasks}…], "nextToken"?}`.
  *
- * Any valid token authenticates; only admins are answered, everyone else gets `403 forbidden`.
+ * Any valid token authenticates; only admins are answered, everyone else gets `403 forbidden`;
+ * then Cedar decides `ListTasks` / `ListAgents` on the caller's zone (`authorize`).
  * The query is checked after the caller, so a non-admin learns nothing from a `400`.
  * @example
  * createApi({ service, logger, extraRoutes: adminRoutes({
- *   authenticate: (t) => service.authenticateAny(t), isAdmin: (i) => service.isAdmin(i), inventory }) });
+ *   authenticate: (t) => service.authenticateAny(t), isAdmin: (i) => service.isAdmin(i),
+ *   authorize: (i, action, requestId) => service.authorizeInventory(i, action, requestId), inventory }) });
  */
 export function adminRoutes(deps: AdminRoutesDeps): RouteEntry[] {
   const now = deps.now ?? (() => new Date());
-  const admin = async (req: HttpRequest, what: string) => {
+  const admin = async (req: HttpRequest, what: "tasks" | "agents") => {
     const caller = await deps.authenticate(bearerToken(req));
     if (!deps.isAdmin(caller)) throw new ForbiddenError(`only admins may list ${what}`);
+    await deps.authorize?.(caller, what === "tasks" ? "ListTasks" : "ListAgents", req.requestId);
     return caller;
   };
   return [

@@ -84,7 +84,7 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
       pattern: /^\/v1\/tasks\/([^/]+)$/,
       handle: async (req, [taskId = ""]) => {
         const caller = await service.authenticateAny(bearerToken(req));
-        const task = await service.getTask(caller, decodeURIComponent(taskId));
+        const task = await service.getTask(caller, decodeURIComponent(taskId), req.requestId);
         return jsonResponse(200, taskView(task, now()), req.requestId);
       },
     },

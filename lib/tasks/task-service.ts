@@ -1,5 +1,6 @@
 import { type AuditLog, taskAuditFields } from "../audit/audit-log.js";
-import type { Authorizer } from "../authz/authorizer.js";
+import type { Authorizer, CedarResource } from "../authz/authorizer.js";
+import type { CedarAction } from "../authz/schema.js";
 import type { CredentialBroker } from "../credentials/broker.js";
 import {
   ConflictError,
@@ -230,12 +231,17 @@ export class TaskService {
     return { status: 201, task: created.task, credentials };
   }
 
-  /** `GET /v1/tasks/{id}`: the owner agent or an admin; anyone else gets 404. */
-  async getTask(caller: VerifiedIdentity, taskId: string): Promise<Task> {
+  /**
+   * `GET /v1/tasks/{id}`: the owner agent or an admin; anyone else gets 404. Cedar then decides
+   * `ReadTask` (a stored forbid answers 403).
+   */
+  async getTask(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
     if (!task || !(isOwner(caller, task) || this.isAdmin(caller, task.zone)))
       throw new NotFoundError("unknown task");
-    return { ...task, status: effectiveStatus(task, this.#now()) };
+    const current = { ...task, status: effectiveStatus(task, this.#now()) };
+    await this.#authorize("ReadTask", caller, { kind: "task", task: current }, requestId);
+    return current;
   }
 
   /** `POST /v1/tasks/{id}/credentials`: fresh credentials for the owner's `active` task. */
@@ -245,6 +251,7 @@ export class TaskService {
     if (status !== "active") throw new ConflictError(`the task is ${status}`);
     const template = await this.#d.templates.get(task.template);
     if (!template) throw new ConflictError("the task's template no longer exists");
+    await this.#authorize("Refresh", caller, { kind: "task", task, template }, requestId);
     const credentials = await this.#issue(task, template, { requestId, fresh: false });
     return { status: 201, task, credentials };
   }
@@ -252,7 +259,9 @@ export class TaskService {
   /** `POST /v1/tasks/{id}/complete`: the owner is done; revocation and rotation follow at once. */
   async complete(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
     const task = await this.#owned(caller, taskId);
-    return this.#end(task, "completed", undefined, requestId);
+    return this.#end(task, "completed", undefined, requestId, {}, () =>
+      this.#authorize("Complete", caller, { kind: "task", task }, requestId),
+    );
   }
 
   /** `POST /v1/tasks/{id}/revoke`: an admin ends a task with a reason. */
@@ -262,7 +271,9 @@ export class TaskService {
     if (!task) throw new NotFoundError("unknown task");
     if (!this.isAdmin(caller, task.zone))
       throw new ForbiddenError("admins of one trust zone cannot revoke in another");
-    return this.#end(task, "revoked", reason, requestId, { revokedBy: caller.id });
+    return this.#end(task, "revoked", reason, requestId, { revokedBy: caller.id }, () =>
+      this.#authorize("Revoke", caller, { kind: "task", task }, requestId),
+    );
   }
 
   /**
@@ -271,7 +282,7 @@ export class TaskService {
    * distinct approvers activate the task, whose life starts then.
    */
   async approve(caller: VerifiedIdentity, taskId: string, requestId?: string) {
-    const task = await this.#pendingForApprover(caller, taskId);
+    const task = await this.#pendingForApprover(caller, taskId, requestId);
     const template = await this.#d.templates.get(task.template);
     const quorum = template?.approval.quorum ?? 1;
     const approvals = await this.#d.approvals.recordApproval(task.taskId, approverKey(caller));
@@ -301,7 +312,7 @@ export class TaskService {
 
   /** `POST /v1/tasks/{id}/deny`: an approver refuses; the task is `denied` and never yields credentials. */
   async deny(caller: VerifiedIdentity, taskId: string, reason: string | undefined, requestId?: string) {
-    const task = await this.#pendingForApprover(caller, taskId);
+    const task = await this.#pendingForApprover(caller, taskId, requestId);
     const denied = await this.#d.tasks.transition(
       task.taskId,
       ["pending_approval"],
@@ -322,7 +333,11 @@ export class TaskService {
     return matchesRole(identity, this.#d.approvers);
   }
 
-  async #pendingForApprover(caller: VerifiedIdentity, taskId: string): Promise<Task> {
+  /**
+   * The pending task an approver may decide on (approve or deny): the issuers file's approvers
+   * rule and the code checks first (403/404/409), then Cedar's `Approve`.
+   */
+  async #pendingForApprover(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
     if (!this.isApprover(caller)) throw new ForbiddenError("only approvers may decide on tasks");
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
     if (!task) throw new NotFoundError("unknown task");
@@ -336,7 +351,56 @@ export class TaskService {
     if (self) throw new ForbiddenError("the agent and the user it acts for cannot approve their own task");
     const status = effectiveStatus(task, this.#now());
     if (status !== "pending_approval") throw new ConflictError(`the task is ${status}`);
+    await this.#authorize("Approve", caller, { kind: "task", task: { ...task, status } }, requestId);
     return task;
+  }
+
+  /**
+   * `ListTasks` / `ListAgents` on the caller's own zone, decided by Cedar (after the admin
+   * routes' own admins check).
+   * @throws ForbiddenError naming the policies when Cedar denies
+   */
+  async authorizeInventory(
+    caller: VerifiedIdentity,
+    action: "ListTasks" | "ListAgents",
+    requestId?: string,
+  ): Promise<void> {
+    await this.#authorize(action, caller, { kind: "zone", zone: caller.zone }, requestId);
+  }
+
+  /** The `Jitv::Role`s the issuers file's rules grant an identity: `admin`, `approver`. */
+  rolesOf(identity: VerifiedIdentity): string[] {
+    return [...(this.isAdmin(identity) ? ["admin"] : []), ...(this.isApprover(identity) ? ["approver"] : [])];
+  }
+
+  /**
+   * Asks the one Cedar engine, after the code checks passed. A deny is audited (`access.denied`,
+   * naming the policies) and answered `403` with the decision's reason.
+   */
+  async #authorize(
+    action: CedarAction,
+    caller: VerifiedIdentity,
+    resource: CedarResource,
+    requestId: string | undefined,
+  ): Promise<void> {
+    const decision = await this.#d.authorizer.authorize(
+      action,
+      { identity: caller, roles: this.rolesOf(caller) },
+      resource,
+    );
+    if (decision.allowed) return;
+    this.#d.audit.record({
+      event: "access.denied",
+      requestId,
+      action,
+      ...(resource.kind === "task" ? taskAuditFields(resource.task) : {}),
+      zone: resource.kind === "zone" ? resource.zone : undefined,
+      caller: { issuer: caller.issuer, id: caller.id, kind: caller.kind },
+      reason: decision.reason,
+      policies: decision.policies,
+      ...(decision.policyVersion === undefined ? {} : { policyVersion: decision.policyVersion }),
+    });
+    throw new ForbiddenError(decision.reason);
   }
 
   #auditTask(event: Parameters<AuditLog["record"]>[0]["event"], task: Task, requestId?: string, extra = {}) {
@@ -365,12 +429,14 @@ export class TaskService {
     reason: string | undefined,
     requestId: string | undefined,
     extra: Record<string, unknown> = {},
+    /** Cedar's decision, asked once the status allows the transition (so a 409 comes first). */
+    authorize: () => Promise<void> = async () => undefined,
   ): Promise<Task> {
     const status = effectiveStatus(task, this.#now());
     const from = outcome === "revoked" ? (["active", "pending_approval"] as const) : (["active"] as const);
-    const ended =
-      (from as readonly string[]).includes(status) &&
-      (await this.#d.tasks.transition(task.taskId, from, outcome, reason));
+    const endable = (from as readonly string[]).includes(status);
+    if (endable) await authorize();
+    const ended = endable && (await this.#d.tasks.transition(task.taskId, from, outcome, reason));
     if (!ended)
       throw new ConflictError(status === "active" ? "the task is no longer active" : `the task is ${status}`);
     this.#auditTask(outcome === "completed" ? "task.completed" : "task.revoked", ended, requestId, {

@@ -166,6 +166,18 @@ describe("DynamoPolicyStore", () => {
     await expect(store.list()).resolves.toHaveLength(1);
   });
 
+  it("refuses an @id of the built-in baseline, in any set, saying so", async () => {
+    const clash = `@id("zone-admins") permit (principal, action == Jitv::Action::"ReadTask", resource);`;
+
+    const put = store.put("baseline", clash, 0);
+    await expect(put).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(put).rejects.toThrow(
+      `invalid policy set: @id "zone-admins" is already used by jitv's built-in baseline policies; choose another @id`,
+    );
+    await expect(store.put("limits", `${LONG_TTL}\n${clash}`)).rejects.toThrow(/"zone-admins".*built-in/);
+    await expect(store.list()).resolves.toEqual([]);
+  });
+
   it("feeds the Cedar authorizer, which picks up a new version after cacheMs", async () => {
     let clock = now.getTime();
     const authz = new CedarAuthorizer({ store, now: () => new Date(clock), cacheMs: 5000 });

@@ -32,7 +32,7 @@ function vend(
   return { agent: who, template: tpl, ttlSeconds: 900, parameters: {}, ...extra };
 }
 
-const examples = ["baseline", "customer-zone", "tenant-reports"].map(examplePolicy).join("\n");
+const examples = ["customer-zone", "tenant-reports"].map(examplePolicy).join("\n");
 
 describe("CedarAuthorizer: the compiled agents list", () => {
   it("allows an agent in the template's agents list, naming the compiled policy", async () => {
@@ -167,8 +167,8 @@ when { context.parameters.hasTag("prefix") && context.parameters.getTag("prefix"
     });
   });
 
-  it("forbids a zone crossing by the baseline's zone-boundary policy", async () => {
-    const { authz } = authorizer(examplePolicy("baseline"));
+  it("forbids a zone crossing by the built-in baseline's zone-boundary policy", async () => {
+    const { authz } = authorizer();
     // A template that (wrongly) lists a workforce agent in the customer zone.
     const tpl = customerTemplate("tenant-reports-read", {
       agents: [{ issuer: AGENTS, subjects: ["agent-a"] }],
@@ -293,10 +293,8 @@ describe("CedarAuthorizer: context conditions (example policies)", () => {
 });
 
 describe("CedarAuthorizer.authorize: other actions", () => {
-  const baseline = examplePolicy("baseline");
-
   it("lets the owner agent read, refresh and complete its task, and no other agent", async () => {
-    const { authz } = authorizer(baseline);
+    const { authz } = authorizer();
     const owned = { kind: "task" as const, task: task() };
 
     for (const action of ["ReadTask", "Refresh", "Complete"] as const) {
@@ -312,7 +310,7 @@ describe("CedarAuthorizer.authorize: other actions", () => {
   });
 
   it("gives admins power in their own zone only", async () => {
-    const { authz } = authorizer(baseline);
+    const { authz } = authorizer();
     const admin = { identity: user("admin", "jitv"), roles: ["admin"] };
 
     expect(await authz.authorize("ListTasks", admin, { kind: "zone", zone: "customer" })).toMatchObject({
@@ -337,7 +335,7 @@ describe("CedarAuthorizer.authorize: other actions", () => {
   });
 
   it("lets approvers approve a pending task, but not the user it acts for", async () => {
-    const { authz } = authorizer(baseline);
+    const { authz } = authorizer();
     const pending = task({
       status: "pending_approval",
       zone: "customer",
@@ -369,7 +367,7 @@ describe("CedarAuthorizer.authorize: other actions", () => {
   });
 
   it("denies an action to a principal or resource kind it does not apply to", async () => {
-    const { authz } = authorizer(baseline);
+    const { authz } = authorizer();
 
     expect(
       await authz.authorize("Approve", { identity: agent("agent-a") }, { kind: "task", task: task() }),
@@ -410,6 +408,66 @@ when { context.ttlSeconds == 1800 && context.parameters.hasTag("prefix") && cont
       (await authz.authorize("ReadTask", { identity: agent("agent-a") }, { kind: "task", task: task() }))
         .allowed,
     ).toBe(true);
+  });
+});
+
+describe("CedarAuthorizer: the built-in baseline and stored sets", () => {
+  it("decides the task and inventory actions with no stored policy at all", async () => {
+    const { authz } = authorizer();
+
+    expect(
+      await authz.authorize("ReadTask", { identity: agent("agent-a") }, { kind: "task", task: task() }),
+    ).toMatchObject({ allowed: true, policies: ["owner-agent-task-actions"], policyVersion: "v1" });
+    expect(
+      await authz.authorize(
+        "ListAgents",
+        { identity: user("admin", "jitv"), roles: ["admin"] },
+        { kind: "zone", zone: "customer" },
+      ),
+    ).toMatchObject({ allowed: true, policies: ["zone-admins"] });
+  });
+
+  it("lets a stored forbid narrow what the baseline permits, naming it", async () => {
+    const { authz } = authorizer(
+      '@id("no-refresh") @reason("refresh is frozen") forbid (principal, action == Jitv::Action::"Refresh", resource);',
+    );
+    const owned = { kind: "task" as const, task: task() };
+
+    expect(await authz.authorize("Refresh", { identity: agent("agent-a") }, owned)).toEqual({
+      allowed: false,
+      reason: "forbidden by policy no-refresh (refresh is frozen)",
+      policies: ["no-refresh"],
+      policyVersion: "v1",
+    });
+    expect((await authz.authorize("Complete", { identity: agent("agent-a") }, owned)).allowed).toBe(true);
+  });
+
+  it("lets a stored permit widen it", async () => {
+    const { authz } = authorizer(
+      '@id("auditors-read") permit (principal is Jitv::User, action == Jitv::Action::"ReadTask", resource) when { principal.groups.contains("auditors") };',
+    );
+    const owned = { kind: "task" as const, task: task() };
+
+    expect(
+      await authz.authorize(
+        "ReadTask",
+        { identity: user("dave", undefined, { zone: "workforce", groups: ["auditors"] }) },
+        owned,
+      ),
+    ).toMatchObject({ allowed: true, policies: ["auditors-read"] });
+  });
+
+  it("keeps a stored policy that reuses a built-in @id deciding, under a suffixed id", async () => {
+    const { authz } = authorizer(
+      '@id("zone-boundary") @reason("stored copy") forbid (principal, action == Jitv::Action::"Complete", resource);',
+    );
+    const owned = { kind: "task" as const, task: task() };
+
+    expect(await authz.authorize("Complete", { identity: agent("agent-a") }, owned)).toMatchObject({
+      allowed: false,
+      policies: ["zone-boundary#stored"],
+    });
+    expect((await authz.authorize("Refresh", { identity: agent("agent-a") }, owned)).allowed).toBe(true);
   });
 });
 

@@ -1,5 +1,6 @@
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { BASELINE_POLICIES } from "../../../lib/authz/baseline.js";
 import { validatePolicySet } from "../../../lib/authz/cedar-policy-set.js";
 import { examplePolicy, uncommentedExample } from "./fixtures.js";
 
@@ -9,16 +10,27 @@ const files = readdirSync(new URL("../../../examples/policies/", import.meta.url
   .sort();
 
 describe("examples/policies", () => {
-  it("ships the approvals, baseline, customer-zone, tenant-reports and business-hours sets", () => {
-    expect(files).toEqual(["approvals", "baseline", "business-hours", "customer-zone", "tenant-reports"]);
+  it("ships the approvals, customer-zone, tenant-reports and business-hours sets (the baseline is built in)", () => {
+    expect(files).toEqual(["approvals", "business-hours", "customer-zone", "tenant-reports"]);
+  });
+
+  it("has a built-in baseline that validates against the schema", () => {
+    expect(validatePolicySet(BASELINE_POLICIES).map((p) => p.id)).toEqual([
+      "zone-boundary",
+      "owner-agent-task-actions",
+      "zone-admins",
+      "zone-approvers",
+      "no-self-approval",
+    ]);
   });
 
   it.each(files)("%s.cedar validates against the schema", (name) => {
     expect(() => validatePolicySet(examplePolicy(name))).not.toThrow();
   });
 
-  it("uses every @id once across all files, so they can be stored side by side", () => {
-    const ids = files.flatMap((name) => validatePolicySet(examplePolicy(name)).map((p) => p.id));
+  it("uses every @id once across all files and the built-in baseline, so they can be stored side by side", () => {
+    const texts = [BASELINE_POLICIES, ...files.map(examplePolicy)];
+    const ids = texts.flatMap((text) => validatePolicySet(text).map((p) => p.id));
 
     expect(ids.length).toBeGreaterThan(5);
     expect(new Set(ids).size).toBe(ids.length);
@@ -34,8 +46,8 @@ describe("examples/policies", () => {
   });
 
   it("gives every forbid a reason a caller can be shown", () => {
-    const forbids = files.flatMap((name) =>
-      validatePolicySet(examplePolicy(name)).filter((p) => p.effect === "forbid"),
+    const forbids = [BASELINE_POLICIES, ...files.map(examplePolicy)].flatMap((text) =>
+      validatePolicySet(text).filter((p) => p.effect === "forbid"),
     );
 
     expect(forbids.length).toBeGreaterThan(0);

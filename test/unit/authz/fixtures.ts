@@ -88,7 +88,7 @@ export function task(overrides: Partial<Task> = {}): Task {
   };
 }
 
-/** The Cedar text of `examples/policies/<name>.cedar`. */
+/** The Cedar text of `examples/policies/<name>.cedar` (the baseline is built in: `BASELINE_POLICIES`). */
 export function examplePolicy(name: string): string {
   return readFileSync(new URL(`../../../examples/policies/${name}.cedar`, import.meta.url), "utf8");
 }
