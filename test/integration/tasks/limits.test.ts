@@ -33,8 +33,11 @@ function manualClock() {
   };
 }
 
-function limiter(options: { capacity?: number; refillPerSecond?: number; now?: () => Date }) {
-  return new DynamoVendRateLimiter({ client: table.doc, tableName: table.tableName, ...options });
+function limiter(
+  options: { capacity?: number; refillPerSecond?: number; now?: () => Date },
+  on: TestTable = table,
+) {
+  return new DynamoVendRateLimiter({ client: on.doc, tableName: on.tableName, ...options });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<RateLimitedError> {
@@ -122,19 +125,22 @@ describe("DynamoVendRateLimiter", () => {
   });
 
   it("lets its bucket expire once full again, carrying the index keys DynamoDB Local's TTL needs", async () => {
+    // A table of its own: DynamoDB Local's TTL job pages through 20 items and then sleeps 10 s,
+    // so on the shared table of this file the wait would grow with every other test's items.
+    const own = await createTestTable();
     const agent = newAgent();
     // A bucket used an hour ago is full now, so its TTL has passed.
-    await limiter({ capacity: 2, now: () => new Date(Date.now() - 3_600_000) }).consume(agent);
+    await limiter({ capacity: 2, now: () => new Date(Date.now() - 3_600_000) }, own).consume(agent);
     const key = rateBucketKey(agent.issuer, agent.id);
     const get = () =>
-      table.doc.send(new GetCommand({ TableName: table.tableName, Key: key, ConsistentRead: true }));
+      own.doc.send(new GetCommand({ TableName: own.tableName, Key: key, ConsistentRead: true }));
     expect((await get()).Item).toMatchObject({ gsi1pk: key.pk, gsi2pk: key.pk, type: "rate-bucket" });
 
     const deadline = Date.now() + 60_000;
     while ((await get()).Item && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
     expect((await get()).Item).toBeUndefined();
     // A missing bucket is a full one.
-    const rate = limiter({ capacity: 2 });
+    const rate = limiter({ capacity: 2 }, own);
     await rate.consume(agent);
     await rate.consume(agent);
     await rejection(rate.consume(agent));
