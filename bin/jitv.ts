@@ -12,8 +12,10 @@ Agents:
   jitv task get|refresh|complete TASK_ID [--token TOKEN] [--api URL]
   jitv simulate TASK_ID ACTION RESOURCE_ARN    sandbox: would these credentials be allowed now?
 
-Security teams:
+Security teams (--table = the stack's TableName output, or $JITV_TABLE_NAME):
   jitv templates lint FILE...                  validate templates without storing them
+  jitv templates put FILE... | list | show NAME
+  jitv policies put NAME FILE [--expected-version N] | list | show NAME
   jitv task revoke TASK_ID --reason TEXT       with an admin token
 
 The token defaults to $JITV_TOKEN, the API to $JITV_API or http://127.0.0.1:8787.
@@ -32,7 +34,8 @@ async function main(argv: string[]): Promise<number> {
     case "simulate":
       return (await import("../lib/cli/agent.js")).agentCommand(command, rest);
     case "templates":
-      return (await import("../lib/cli/templates.js")).templatesCommand(rest);
+    case "policies":
+      return (await import("../lib/cli/store.js")).storeCommand(command, rest);
     case undefined:
     case "help":
     case "--help":

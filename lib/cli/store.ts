@@ -1,0 +1,141 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoPolicyStore } from "../authz/policy-store.js";
+import { JitvError } from "../domain/errors.js";
+import { lintTemplate } from "../domain/render.js";
+import { parseTemplate } from "../domain/template.js";
+import { DynamoTemplateStore } from "../tasks/dynamo-template-store.js";
+
+/**
+ * The security team's commands against a deployed table (the stack's `TableName` output):
+ * `jitv templates lint|put|list|show` and `jitv policies put|list|show`. Writes are validated
+ * exactly like the sandbox's start-up puts. AWS credentials and region come from the usual
+ * SDK chain; `--endpoint` points at DynamoDB Local (then local placeholder credentials).
+ */
+export async function storeCommand(kind: "templates" | "policies", argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      table: { type: "string" },
+      endpoint: { type: "string" },
+      region: { type: "string" },
+      "expected-version": { type: "string" },
+    },
+  });
+  const [sub, ...rest] = positionals;
+  if (kind === "templates" && sub === "lint") return lint(rest);
+  const tableName = values.table ?? process.env.JITV_TABLE_NAME;
+  if (!tableName) throw new Error("--table (or JITV_TABLE_NAME) is required: the stack's TableName output");
+  const local =
+    values.endpoint !== undefined && /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(values.endpoint);
+  const client = DynamoDBDocumentClient.from(
+    new DynamoDBClient({
+      ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+      ...(values.region ? { region: values.region } : local ? { region: "us-east-1" } : {}),
+      ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
+    }),
+    { marshallOptions: { removeUndefinedValues: true } },
+  );
+  try {
+    return kind === "templates"
+      ? await templates(new DynamoTemplateStore({ client, tableName }), sub, rest)
+      : await policies(new DynamoPolicyStore({ client, tableName }), sub, rest, values["expected-version"]);
+  } finally {
+    client.destroy();
+  }
+}
+
+function lint(files: string[]): number {
+  if (files.length === 0) throw new Error("usage: jitv templates lint FILE...");
+  let failures = 0;
+  for (const file of files) {
+    try {
+      const template = parseTemplate(JSON.parse(readFileSync(file, "utf8")));
+      lintTemplate(template);
+      process.stdout.write(`ok    ${file} (${template.name}, ${template.zone} zone)\n`);
+    } catch (err) {
+      failures++;
+      process.stdout.write(`fail  ${file}: ${messageOf(err)}\n`);
+    }
+  }
+  return failures === 0 ? 0 : 1;
+}
+
+async function templates(
+  store: DynamoTemplateStore,
+  sub: string | undefined,
+  args: string[],
+): Promise<number> {
+  if (sub === "put" && args.length > 0) {
+    // All files are checked before any is stored: a bad file stores nothing.
+    const parsed = args.map((file) => {
+      try {
+        const template = parseTemplate(JSON.parse(readFileSync(file, "utf8")));
+        lintTemplate(template);
+        return template;
+      } catch (err) {
+        throw new Error(`${file}: ${messageOf(err)}`);
+      }
+    });
+    for (const template of parsed) {
+      await store.put(template);
+      process.stdout.write(`put   ${template.name}\n`);
+    }
+    return 0;
+  }
+  if (sub === "list") {
+    for (const t of await store.list()) process.stdout.write(`${t.name}\t${t.zone}\t${t.roleArn}\n`);
+    return 0;
+  }
+  if (sub === "show" && args[0]) {
+    const template = await store.get(args[0]);
+    if (!template) throw new Error(`no template ${args[0]}`);
+    process.stdout.write(`${JSON.stringify(template, null, 2)}\n`);
+    return 0;
+  }
+  throw new Error(
+    "usage: jitv templates lint FILE... | put FILE... | list | show NAME  [--table T] [--endpoint URL]",
+  );
+}
+
+async function policies(
+  store: DynamoPolicyStore,
+  sub: string | undefined,
+  args: string[],
+  expected: string | undefined,
+): Promise<number> {
+  if (sub === "put" && args[0] && args[1]) {
+    const expectedVersion = expected === undefined ? undefined : Number(expected);
+    const { name, version } = await store
+      .put(args[0], readFileSync(args[1], "utf8"), expectedVersion)
+      .catch((err: unknown) => {
+        throw new Error(`${args[1]}: ${messageOf(err)}`);
+      });
+    process.stdout.write(`put   ${name} version ${version}\n`);
+    return 0;
+  }
+  if (sub === "list") {
+    for (const set of await store.list()) {
+      process.stdout.write(`${set.name}\tversion ${set.version}\t${set.policyIds.join(", ")}\n`);
+    }
+    return 0;
+  }
+  if (sub === "show" && args[0]) {
+    const set = await store.get(args[0]);
+    if (!set) throw new Error(`no policy set ${args[0]}`);
+    process.stdout.write(set.text.endsWith("\n") ? set.text : `${set.text}\n`);
+    return 0;
+  }
+  throw new Error(
+    "usage: jitv policies put NAME FILE [--expected-version N] | list | show NAME  [--table T]",
+  );
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof JitvError || err instanceof SyntaxError || err instanceof Error
+    ? err.message
+    : String(err);
+}
