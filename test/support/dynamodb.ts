@@ -16,9 +16,9 @@ export interface TestTable {
 }
 
 /** Client settings for DynamoDB Local: any region and credentials work with `-sharedDb`. */
-export function localClientConfig() {
+export function localClientConfig(endpoint: string = inject("dynamodbEndpoint")) {
   return {
-    endpoint: inject("dynamodbEndpoint"),
+    endpoint,
     region: "us-east-1",
     credentials: { accessKeyId: "local", secretAccessKey: "local" },
   };
@@ -26,10 +26,11 @@ export function localClientConfig() {
 
 /**
  * Creates a uniquely named table (the single-table design, TTL enabled, stream on) on the
- * DynamoDB Local started by the global setup, so tests never see each other's items.
+ * DynamoDB Local started by the global setup (or at `endpoint`), so tests never see each
+ * other's items.
  */
-export async function createTestTable(): Promise<TestTable> {
-  const config = localClientConfig();
+export async function createTestTable(endpoint?: string): Promise<TestTable> {
+  const config = localClientConfig(endpoint);
   const client = new DynamoDBClient(config);
   const doc = DynamoDBDocumentClient.from(client);
   const streams = new DynamoDBStreamsClient(config);

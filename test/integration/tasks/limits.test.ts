@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { RateLimitedError } from "../../../lib/domain/errors.js";
 import type { AgentRef } from "../../../lib/domain/task.js";
 import { errorResponse } from "../../../lib/http/errors.js";
+import { startDynamoDbLocal } from "../../../lib/sandbox/dynamodb-local.js";
 import { DynamoVendRateLimiter } from "../../../lib/tasks/limits.js";
 import { rateBucketKey } from "../../../lib/tasks/table.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
@@ -125,9 +126,11 @@ describe("DynamoVendRateLimiter", () => {
   });
 
   it("lets its bucket expire once full again, carrying the index keys DynamoDB Local's TTL needs", async () => {
-    // A table of its own: DynamoDB Local's TTL job pages through 20 items and then sleeps 10 s,
-    // so on the shared table of this file the wait would grow with every other test's items.
-    const own = await createTestTable();
+    // A DynamoDB Local of its own: its TTL job pages through 20 items and then sleeps 10 s,
+    // table after table, so on the suite's shared instance the wait grows with every test.
+    const ddb = await startDynamoDbLocal({ port: 0 });
+    onTestFinished(() => ddb.stop());
+    const own = await createTestTable(ddb.endpoint);
     const agent = newAgent();
     // A bucket used an hour ago is full now, so its TTL has passed.
     await limiter({ capacity: 2, now: () => new Date(Date.now() - 3_600_000) }, own).consume(agent);

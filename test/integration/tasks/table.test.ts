@@ -8,7 +8,8 @@ import {
   type _Record as StreamRecord,
 } from "@aws-sdk/client-dynamodb-streams";
 import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDynamoDbLocal } from "../../../lib/sandbox/dynamodb-local.js";
 import {
   ensureTable,
   idempotencyItem,
@@ -111,9 +112,17 @@ describe("ensureTable", () => {
 
 describe("TTL backstop on DynamoDB Local", () => {
   let table: TestTable;
+  let stop: () => Promise<void>;
 
+  // A DynamoDB Local of its own: its TTL job pages through 20 items and then sleeps 10 s,
+  // table after table, so on the suite's shared instance the wait grows with every test.
   beforeAll(async () => {
-    table = await createTestTable();
+    const ddb = await startDynamoDbLocal({ port: 0 });
+    stop = ddb.stop;
+    table = await createTestTable(ddb.endpoint);
+  });
+  afterAll(async () => {
+    await stop?.();
   });
 
   it("deletes an expired lease and streams a REMOVE by the DynamoDB service; a user delete has no identity", async () => {
