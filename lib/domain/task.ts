@@ -1,28 +1,25 @@
 import type { Zone } from "./identity.js";
 
-/** Task states of CONTRACT.md section 3. A task that is not `active` never yields credentials again. */
-export type TaskStatus =
-  | "pending_approval"
-  | "active"
-  | "completed"
-  | "expired"
-  | "revoked"
-  | "denied"
-  | "failed"
-  /** Revocation, rotation or closing failed after retries; the TTL lease backstop remains. */
-  | "revocation_failed";
-
-/** How a task's life ended, as the lifecycle state machine is told. */
-export type TaskOutcome = "completed" | "revoked" | "expired";
-
-export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set([
+/**
+ * Task states of CONTRACT.md section 3, plus `revocation_failed` (revocation, rotation or
+ * closing failed after retries; the TTL lease backstop remains). A task that is not `active`
+ * never yields credentials again.
+ */
+export const TASK_STATUSES = [
+  "pending_approval",
+  "active",
   "completed",
   "expired",
   "revoked",
   "denied",
   "failed",
   "revocation_failed",
-]);
+] as const;
+
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** How a task's life ended, as the lifecycle state machine is told. */
+export type TaskOutcome = "completed" | "revoked" | "expired";
 
 export interface AgentRef {
   readonly issuer: string;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ForbiddenError, InvalidRequestError } from "../domain/errors.js";
 import type { VerifiedIdentity } from "../domain/identity.js";
-import type { TaskStatus } from "../domain/task.js";
+import { TASK_STATUSES } from "../domain/task.js";
 import { formatIssues } from "../domain/template.js";
 import { type DynamoInventory, MAX_PAGE_SIZE } from "../tasks/inventory.js";
 import { bearerToken, type RouteEntry, taskView } from "./api.js";
@@ -27,21 +27,6 @@ export interface AdminRoutesDeps {
   /** Clock for the tasks' effective status. @default () => new Date() */
   readonly now?: () => Date;
 }
-
-const TASK_STATUSES = [
-  "pending_approval",
-  "active",
-  "completed",
-  "expired",
-  "revoked",
-  "denied",
-  "failed",
-  "revocation_failed",
-] as const satisfies readonly TaskStatus[];
-// Fails to compile when a status is added to TaskStatus but not here.
-const everyStatusListed: Exclude<TaskStatus, (typeof TASK_STATUSES)[number]> extends never ? true : never =
-  true;
-void everyStatusListed;
 
 const limitSchema = z
   .string()
