@@ -6,7 +6,8 @@ import { register } from "tsx/esm/api";
 // Node 20 today, so keep that one notice out of the way. Every other warning is still printed.
 process.removeAllListeners("warning");
 process.on("warning", (warning) => {
-  if (warning.name !== "NodeVersionSupportWarning") console.warn(`${warning.name}: ${warning.message}`);
+  const nodeVersionNotice = `${warning.name} ${warning.message}`.includes("NodeVersionSupportWarning");
+  if (!nodeVersionNotice) console.warn(`${warning.name}: ${warning.message}`);
 });
 
 register();
