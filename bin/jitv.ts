@@ -2,7 +2,9 @@ const USAGE = `jitv — just-in-time AWS credentials for agents
 
 Sandbox (no AWS account):
   jitv dev [--port 8787] [--issuer-port 8788] [--issuers FILE] [--templates DIR] [--data DIR]
-  jitv token --agent NAME | --user NAME        a token from the sandbox's local issuer
+  jitv token --agent NAME | --user NAME [--for-agent AGENT]
+                                               a token from the sandbox's local issuer (--for-agent:
+                                               the user's delegation token for that agent)
 
 Agents:
   jitv vend --template NAME [--param k=v]... [--ttl SECONDS] [--purpose TEXT]

@@ -106,7 +106,7 @@ export function composeCore(options: CoreOptions): Core {
       ...adminRoutes({
         authenticate: (token) => service.authenticateAny(token),
         isAdmin: (identity) => service.isAdmin(identity),
-        authorize: (identity, action, requestId) => service.authorizeInventory(identity, action, requestId),
+        scope: (identity, action, requestId) => service.inventoryScope(identity, action, requestId),
         inventory,
       }),
       ...(options.extraRoutes?.({ service, templates }) ?? []),

@@ -40,7 +40,8 @@ export interface CedarPrincipal {
 export type CedarResource =
   | { readonly kind: "template"; readonly template: TaskTemplate }
   | { readonly kind: "task"; readonly task: Task; readonly template?: TaskTemplate }
-  | { readonly kind: "zone"; readonly zone: Zone };
+  /** A zone's inventory; `tenant`: the listing is scoped to that tenant (`context.tenant`). */
+  | { readonly kind: "zone"; readonly zone: Zone; readonly tenant?: string };
 
 /**
  * The request's context. Fields left out are taken from the task (for task resources) or get

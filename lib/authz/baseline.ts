@@ -9,14 +9,32 @@ export const BASELINE_POLICY_SET_NAME = "built-in baseline";
  * forbids (which always win) and permits; their `@id`s may not reuse these.
  *
  * Vends are permitted by each template's `agents` list, which jitv compiles into a policy
- * `template:<name>:agents` at decision time; the policies here add the trust-zone boundary and
- * who may act on tasks once they exist. A forbid's `@reason` is shown to the caller it refuses,
+ * `template:<name>:agents` at decision time; the policies here add the trust-zone boundary (which
+ * only the workforce zone's admins cross, to read, list and revoke), the tenant boundary of
+ * customer-zone staff (`context.tenant` is the task's tenant, or the tenant a listing is scoped
+ * to) and who may act on tasks once they exist. They are forbids, so no stored permit widens them. A forbid's `@reason` is shown to the caller it refuses,
  * so keep it free of anything secret.
  */
 export const BASELINE_POLICIES = `@id("zone-boundary")
 @reason("a token from one trust zone has no power in the other")
 forbid (principal, action, resource)
-unless { principal.zone == context.zone };
+unless {
+  principal.zone == context.zone ||
+  (principal.zone == "workforce" &&
+   principal in Jitv::Role::"admin" &&
+   action in [
+     Jitv::Action::"ReadTask",
+     Jitv::Action::"Revoke",
+     Jitv::Action::"ListTasks",
+     Jitv::Action::"ListAgents"
+   ])
+};
+
+@id("customer-tenant-boundary")
+@reason("customer-zone staff act only within their own tenant")
+forbid (principal is Jitv::User, action, resource)
+when { principal.zone == "customer" }
+unless { principal has tenant && context has tenant && context.tenant == principal.tenant };
 
 @id("owner-agent-task-actions")
 permit (

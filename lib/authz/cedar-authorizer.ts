@@ -470,6 +470,7 @@ function buildContext(
   const onBehalfOf =
     context.onBehalfOf ??
     (task?.onBehalfOf ? { user: task.onBehalfOf.user, tenant: task.onBehalfOf.tenant } : undefined);
+  const tenant = onBehalfOf?.tenant ?? (resource.kind === "zone" ? resource.tenant : undefined);
   const sourceIp =
     context.sourceIp !== undefined && isIP(context.sourceIp) !== 0 && !context.sourceIp.includes("%")
       ? context.sourceIp
@@ -480,7 +481,7 @@ function buildContext(
     weekday: now.getUTCDay(),
     delegated: onBehalfOf !== undefined,
     ...(onBehalfOf ? { user: onBehalfOf.user } : {}),
-    ...(onBehalfOf?.tenant === undefined ? {} : { tenant: onBehalfOf.tenant }),
+    ...(tenant === undefined ? {} : { tenant }),
     ...(sourceIp === undefined ? {} : { sourceIp: { __extn: { fn: "ip", arg: sourceIp } } }),
   };
   if (ZONE_ACTIONS.has(action)) return common;

@@ -2,6 +2,13 @@
 export type Zone = "workforce" | "customer";
 export type IssuerKind = "agent" | "user";
 
+/** The actor (`act`) of a delegation token: the agent it was issued to. */
+export interface Actor {
+  readonly sub: string;
+  /** The actor's issuer, when the identity provider names it. */
+  readonly iss?: string;
+}
+
 export interface VerifiedIdentity {
   /** Issuer profile name from the issuers file. */
   readonly profile: string;
@@ -20,8 +27,13 @@ export interface VerifiedIdentity {
   readonly jti?: string;
   /** The token's `exp` (epoch seconds). */
   readonly expiresAt: number;
-  /** The RFC 8693 `act` claim's `sub`, when the token was exchanged on behalf of an actor. */
-  readonly actor?: string;
+  /** The RFC 8693 `act` claim, when the token was issued for an actor (the agent) to use. */
+  readonly actor?: Actor;
+  /**
+   * True for a delegation token: it carries `act`, or its `aud` holds the profile's delegation
+   * audience. Such a token is only ever a `subjectToken`, never a bearer token.
+   */
+  readonly delegated?: boolean;
   /** All verified claims, for admin/approver checks on a configured claim. Never logged. */
   readonly claims: Readonly<Record<string, unknown>>;
 }

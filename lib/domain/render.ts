@@ -16,8 +16,25 @@ export const DEFAULT_PARAMETER_MAX_LENGTH = 64;
 /** Longest tenant, user or agent id jitv renders into a policy (a claim, not a parameter). */
 export const MAX_IDENTITY_VALUE_LENGTH = 256;
 
-/** Values assumed for the put-time worst-case size check of {@link lintTemplate}. */
-export const WORST_CASE_LENGTHS = { tenant: 64, user: 64, agent: 64, task: 30 } as const;
+/**
+ * The placeholders filled from the task and its verified identities; the only other kind is
+ * `{{params.NAME}}`. Rendering and {@link lintTemplate} both read this one table:
+ * `worstCaseLength` is the value length assumed by the put-time worst-case size check, and
+ * `customerZoneOnly` marks the placeholders only delegated (customer-zone) tasks can fill.
+ */
+export const IDENTITY_PLACEHOLDERS = {
+  tenant: { worstCaseLength: 64, customerZoneOnly: true },
+  user: { worstCaseLength: 64, customerZoneOnly: true },
+  agent: { worstCaseLength: 64, customerZoneOnly: false },
+  task: { worstCaseLength: 30, customerZoneOnly: false },
+} as const;
+
+/** `tenant`, `user`, `agent` or `task`: a placeholder of {@link IDENTITY_PLACEHOLDERS}. */
+export type IdentityPlaceholder = keyof typeof IDENTITY_PLACEHOLDERS;
+
+function isIdentityPlaceholder(placeholder: string): placeholder is IdentityPlaceholder {
+  return Object.hasOwn(IDENTITY_PLACEHOLDERS, placeholder);
+}
 
 /** Which identity value a check is about; named in errors, the value never is. */
 export type IdentityValueKind = "tenant" | "user" | "agent";
@@ -40,6 +57,20 @@ const UNSAFE_PARAMETER_CHAR = new RegExp(`[*?\${}"\\\\${CONTROL_CHARS}]`, "u");
 const UNSAFE_IDENTITY_CHAR = new RegExp(`[*?\${}"/\\\\${CONTROL_CHARS}]`, "u");
 
 const PLACEHOLDER = /\{\{([^{}]*)\}\}/g;
+/** IAM's wildcards. */
+const IAM_WILDCARD = /[*?]/;
+/** IAM's escapes `${*}`, `${?}` and `${$}`: the characters themselves, never wildcards. */
+const IAM_ESCAPE = /\$\{[*?$]\}/g;
+/** Any other IAM `${…}`: a policy variable such as `${aws:username}`, perhaps with a default. */
+const IAM_VARIABLE = /\$\{[^}]*\}/g;
+/**
+ * What bounds an identity value for the wildcard check: `/` alone, the one character no
+ * tenant, user or agent value may hold (task ids hold neither `/` nor `:`). `:` does not count, ARN
+ * field separator though it is: those values may contain `:`, so with `b/{{tenant}}:*` tenant
+ * `acme` would reach the objects of tenant `acme:corp`, and with `arn:aws:sqs:*:*:{{tenant}}`
+ * tenant `corp` would match the name `acme:corp`.
+ */
+const SEGMENT_SEPARATOR = "/";
 const PARAMS_PLACEHOLDER = /^params\.([A-Za-z][A-Za-z0-9_]{0,31})$/;
 /** A `{{…}}` inside an IAM `${…}` variable could assemble a policy variable from a value. */
 const PLACEHOLDER_IN_IAM_VARIABLE = /\$\{[^}]*\{\{/;
@@ -226,6 +257,20 @@ export function renderSessionPolicy(template: TaskTemplate, values: RenderValues
 }
 
 function resolvePlaceholder(placeholder: string, values: RenderValues): string {
+  if (isIdentityPlaceholder(placeholder)) return resolveIdentityPlaceholder(placeholder, values);
+  const name = PARAMS_PLACEHOLDER.exec(placeholder)?.[1];
+  if (name === undefined) throw new InvalidRequestError("session policy has an unknown placeholder");
+  const value = Object.hasOwn(values.params, name) ? values.params[name] : undefined;
+  if (value === undefined || value.length === 0) {
+    throw new InvalidRequestError(`parameter "${name}" is required`);
+  }
+  if (UNSAFE_PARAMETER_CHAR.test(value)) {
+    throw new InvalidRequestError(`parameter "${name}" contains a character that is never allowed`);
+  }
+  return value;
+}
+
+function resolveIdentityPlaceholder(placeholder: IdentityPlaceholder, values: RenderValues): string {
   switch (placeholder) {
     case "tenant":
     case "user":
@@ -241,18 +286,6 @@ function resolvePlaceholder(placeholder: string, values: RenderValues): string {
         throw new InvalidRequestError("task id is not a valid role session name");
       }
       return values.task;
-    default: {
-      const name = PARAMS_PLACEHOLDER.exec(placeholder)?.[1];
-      if (name === undefined) throw new InvalidRequestError("session policy has an unknown placeholder");
-      const value = Object.hasOwn(values.params, name) ? values.params[name] : undefined;
-      if (value === undefined || value.length === 0) {
-        throw new InvalidRequestError(`parameter "${name}" is required`);
-      }
-      if (UNSAFE_PARAMETER_CHAR.test(value)) {
-        throw new InvalidRequestError(`parameter "${name}" contains a character that is never allowed`);
-      }
-      return value;
-    }
   }
 }
 
@@ -261,7 +294,8 @@ type Resolver = (placeholder: string, path: string) => string;
 
 /**
  * Copies a JSON tree, substituting placeholders in string values. Refuses placeholder-like
- * text in keys, text left over after substitution, and placeholders inside `${…}`.
+ * text in keys, text left over after substitution, placeholders inside `${…}`, and `*` or
+ * `?` in the same `/`-separated segment as an identity placeholder.
  */
 function substituteTree(node: unknown, path: string, resolve: Resolver): unknown {
   if (typeof node === "string") return substituteString(node, path, resolve);
@@ -287,7 +321,43 @@ function substituteString(text: string, path: string, resolve: Resolver): string
   if (withoutPlaceholders.includes("{{") || withoutPlaceholders.includes("}}")) {
     throw new InvalidRequestError(`${path}: unbalanced placeholder braces`);
   }
+  assertNoWildcardInIdentitySegment(text, path);
   return text.replace(PLACEHOLDER, (_match, placeholder: string) => resolve(placeholder, path));
+}
+
+/**
+ * Refuses `*` or `?` anywhere in the same segment as an identity placeholder, a segment
+ * running from the previous `/` (or the start) to the next `/` (or the end). Ids are not
+ * prefix- or suffix-free: with `reports/{{tenant}}-*` or `bucket-{{tenant}}-*`, tenant `acme`
+ * would reach `acme-corp`'s resources; with `reports/*-{{tenant}}`, tenant `corp` would reach
+ * `acme-corp`'s. Only a `/` (which no identity value may hold, see {@link SEGMENT_SEPARATOR})
+ * keeps the value whole: `{{tenant}}/*` is fine, and so is a wildcard in another segment.
+ * IAM's escapes `${*}`, `${?}`, `${$}` are literals; any other `${…}` is scanned as one opaque
+ * run of text whose `/`s do not separate but whose `*` or `?` still counts. Parameters may be
+ * followed by a wildcard (`{{params.prefix}}*`), a prefix being what they are declared for,
+ * but not in an identity placeholder's segment (`{{tenant}}-{{params.prefix}}*` would let
+ * tenant `acme` with prefix `q3` reach tenant `acme-q3x`).
+ */
+function assertNoWildcardInIdentitySegment(text: string, path: string): void {
+  const scanned = text
+    .replace(IAM_ESCAPE, "_")
+    .replace(IAM_VARIABLE, (variable) => variable.replaceAll(SEGMENT_SEPARATOR, "_"));
+  for (const segment of scanned.split(SEGMENT_SEPARATOR)) {
+    const name = identityPlaceholderIn(segment);
+    if (name === undefined || !IAM_WILDCARD.test(segment.replace(PLACEHOLDER, ""))) continue;
+    throw new InvalidRequestError(
+      `${path}: a wildcard (* or ?) in the same path segment as {{${name}}} would let one ${name} value match others (e.g. acme matching acme-corp); put a "/" between them, as in {{${name}}}/* (":" does not separate: ${name} values may contain it)`,
+    );
+  }
+}
+
+/** The first identity placeholder in `text`, if any. */
+function identityPlaceholderIn(text: string): IdentityPlaceholder | undefined {
+  for (const match of text.matchAll(PLACEHOLDER)) {
+    const name = match[1] ?? "";
+    if (isIdentityPlaceholder(name)) return name;
+  }
+  return undefined;
 }
 
 /**
@@ -296,6 +366,9 @@ function substituteString(text: string, path: string, resolve: Resolver): string
  * - every `{{…}}` is a known placeholder, with `{{tenant}}`/`{{user}}` only in customer-zone
  *   templates and `{{params.NAME}}` only for declared parameters;
  * - no placeholder in a key, no leftover `{{`/`}}`, no placeholder inside an IAM `${…}`;
+ * - no `*` or `?` in the same `/`-separated segment as `{{tenant}}`, `{{user}}`, `{{agent}}`
+ *   or `{{task}}` (`{{tenant}}-*` would let tenant `acme` match `acme-corp`; `:` does not
+ *   separate, since those values may contain it); IAM's `${*}`, `${?}`, `${$}` are literals;
  * - every parameter `pattern` compiles (Unicode mode), starts with `^` and ends with `$`;
  *   every `enum` value is renderable and within `maxLength`;
  * - the policy text holds only characters STS accepts (U+0020–U+00FF, tab, line breaks);
@@ -314,30 +387,24 @@ export function lintTemplate(template: TaskTemplate): void {
   for (const [name, declaration] of Object.entries(parameters)) lintParameter(name, declaration);
 
   const worstCase = (placeholder: string, path: string): string => {
-    switch (placeholder) {
-      case "tenant":
-      case "user":
-        if (template.zone !== "customer") {
-          throw new InvalidRequestError(
-            `${path}: {{${placeholder}}} is only available in customer-zone templates`,
-          );
-        }
-        return "x".repeat(WORST_CASE_LENGTHS[placeholder]);
-      case "agent":
-      case "task":
-        return "x".repeat(WORST_CASE_LENGTHS[placeholder]);
-      default: {
-        const name = PARAMS_PLACEHOLDER.exec(placeholder)?.[1];
-        if (name === undefined) {
-          throw new InvalidRequestError(`${path}: unknown placeholder {{${printable(placeholder)}}}`);
-        }
-        const declaration = Object.hasOwn(parameters, name) ? parameters[name] : undefined;
-        if (declaration === undefined) {
-          throw new InvalidRequestError(`${path}: {{params.${name}}} names an undeclared parameter`);
-        }
-        return "x".repeat(worstCaseParameterLength(declaration));
+    if (isIdentityPlaceholder(placeholder)) {
+      const { customerZoneOnly, worstCaseLength } = IDENTITY_PLACEHOLDERS[placeholder];
+      if (customerZoneOnly && template.zone !== "customer") {
+        throw new InvalidRequestError(
+          `${path}: {{${placeholder}}} is only available in customer-zone templates`,
+        );
       }
+      return "x".repeat(worstCaseLength);
     }
+    const name = PARAMS_PLACEHOLDER.exec(placeholder)?.[1];
+    if (name === undefined) {
+      throw new InvalidRequestError(`${path}: unknown placeholder {{${printable(placeholder)}}}`);
+    }
+    const declaration = Object.hasOwn(parameters, name) ? parameters[name] : undefined;
+    if (declaration === undefined) {
+      throw new InvalidRequestError(`${path}: {{params.${name}}} names an undeclared parameter`);
+    }
+    return "x".repeat(worstCaseParameterLength(declaration));
   };
 
   const rendered = JSON.stringify(substituteTree(template.sessionPolicy, "sessionPolicy", worstCase));

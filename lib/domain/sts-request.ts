@@ -26,30 +26,39 @@ const STS_NAME_DISALLOWED = /[^\w+=,.@-]/gu;
 const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 
-const HASH_SUFFIX_LENGTH = 8;
+const SOURCE_IDENTITY_MAX_LENGTH = 64;
+/**
+ * Hex characters of SHA-256 appended to a changed id: 64 bits keep a chosen collision out of
+ * reach (32 bits could be brute-forced) while 47 readable characters remain.
+ */
+const HASH_HEX_LENGTH = 16;
+/** The tail every changed id gets; an unchanged id ending like this is hashed too. */
+const HASH_SUFFIX = new RegExp(`-[0-9a-f]{${HASH_HEX_LENGTH}}$`);
 
 /**
  * Turns an agent id into a valid `SourceIdentity` (`[\w+=,.@-]{2,64}`, not starting with
- * `aws:`), readable in CloudTrail.
+ * `aws:`), readable in CloudTrail and distinct for distinct ids, since IAM policies may
+ * condition on `aws:SourceIdentity`.
  *
- * Other characters become `-`; an id starting with `aws:` (any case) gets an `agent-`
- * prefix; an id over 64 characters keeps a readable prefix plus `-` and the first 8 hex
- * characters of the SHA-256 of the original, so distinct long ids stay distinct; a 1-character
- * result is padded with `-`. The exact id is in the `jitv:agent` session tag and the task.
+ * An id that already qualifies is returned unchanged. Otherwise other characters become `-`,
+ * an id starting with `aws:` (any case) gets an `agent-` prefix, and `-` plus the first 16 hex
+ * characters of the SHA-256 of the original id are appended, the readable part cut to keep
+ * the total within 64. So `team:a` and `team/a` differ, and neither equals `team-a`. A valid
+ * id that itself ends in `-` and 16 lowercase hex characters is hashed as well, so no agent
+ * can choose an id equal to another agent's sanitised one. The exact id is in the
+ * `jitv:agent` session tag and the task.
  *
  * @example
- * sanitiseSourceIdentity("repo:org/repo:ref:refs/heads/main"); // → "repo-org-repo-ref-refs-heads-main"
- * sanitiseSourceIdentity("aws:x"); // → "agent-aws-x"
+ * sanitiseSourceIdentity("agent-a"); // → "agent-a"
+ * sanitiseSourceIdentity("repo:org/repo:ref:refs/heads/main"); // → "repo-org-repo-ref-refs-heads-main-746a08af312cd7ed"
+ * sanitiseSourceIdentity("aws:x"); // → "agent-aws-x-" followed by 16 hex characters
  */
 export function sanitiseSourceIdentity(agentId: string): string {
-  let value = agentId.replace(STS_NAME_DISALLOWED, "-");
-  if (/^aws:/i.test(agentId)) value = `agent-${value}`;
-  const max = 64;
-  if (value.length > max) {
-    const hash = createHash("sha256").update(agentId, "utf8").digest("hex").slice(0, HASH_SUFFIX_LENGTH);
-    value = `${value.slice(0, max - HASH_SUFFIX_LENGTH - 1)}-${hash}`;
-  }
-  return value.padEnd(2, "-");
+  if (STS_NAME.test(agentId) && !HASH_SUFFIX.test(agentId)) return agentId;
+  let readable = agentId.replace(STS_NAME_DISALLOWED, "-");
+  if (/^aws:/i.test(agentId)) readable = `agent-${readable}`;
+  const hash = createHash("sha256").update(agentId, "utf8").digest("hex").slice(0, HASH_HEX_LENGTH);
+  return `${readable.slice(0, SOURCE_IDENTITY_MAX_LENGTH - HASH_HEX_LENGTH - 1)}-${hash}`;
 }
 
 /** What the session tags of a task are built from. `user`/`tenant` for delegated tasks only. */

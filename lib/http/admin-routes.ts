@@ -4,25 +4,28 @@ import type { VerifiedIdentity } from "../domain/identity.js";
 import { TASK_STATUSES } from "../domain/task.js";
 import { formatIssues } from "../domain/template.js";
 import { type DynamoInventory, MAX_PAGE_SIZE } from "../tasks/inventory.js";
+import type { InventoryScope } from "../tasks/task-service.js";
 import { bearerToken, type RouteEntry, taskView } from "./api.js";
 import { jsonResponse } from "./errors.js";
 import type { HttpRequest } from "./types.js";
 
-/** What the admin routes need; `TaskService` provides `authenticate`, `isAdmin` and `authorize`. */
+/** What the admin routes need; `TaskService` provides `authenticate`, `isAdmin` and `scope`. */
 export interface AdminRoutesDeps {
   /** Verifies a bearer token (any kind); throws `InvalidTokenError`. */
   readonly authenticate: (token: string) => Promise<VerifiedIdentity>;
   /** True for identities of the configured admins. */
   readonly isAdmin: (identity: VerifiedIdentity) => boolean;
   /**
-   * Cedar's decision on `ListTasks` / `ListAgents` for the caller's zone, asked after `isAdmin`;
-   * throws `ForbiddenError` (naming the policies) on a deny. `TaskService.authorizeInventory`.
+   * What the admin may list, decided by Cedar after `isAdmin` (`TaskService.inventoryScope`): every
+   * zone for a workforce admin, its own tenant for a customer-zone admin. Throws `ForbiddenError`
+   * (naming the policies) on a deny. The listing queries only that scope, so nothing outside it is
+   * read, counted or put in a `nextToken`.
    */
-  readonly authorize?: (
+  readonly scope: (
     identity: VerifiedIdentity,
     action: "ListTasks" | "ListAgents",
     requestId?: string,
-  ) => Promise<void>;
+  ) => Promise<InventoryScope>;
   readonly inventory: Pick<DynamoInventory, "listTasks" | "listAgents">;
   /** Clock for the tasks' effective status. @default () => new Date() */
   readonly now?: () => Date;
@@ -61,29 +64,29 @@ const listAgentsQuerySchema = z
  * - `GET /v1/agents?limit=&nextToken=` → `200 {"agents": [{issuer, id, zone, firstSeen, lastSeen, activeTasks, totalTasks}…], "nextToken"?}`.
  *
  * Any valid token authenticates; only admins are answered, everyone else gets `403 forbidden`;
- * then Cedar decides `ListTasks` / `ListAgents` on the caller's zone (`authorize`).
+ * then Cedar decides `ListTasks` / `ListAgents` on the zones (and tenant) the caller reaches (`scope`).
  * The query is checked after the caller, so a non-admin learns nothing from a `400`.
  * @example
  * createApi({ service, logger, extraRoutes: adminRoutes({
  *   authenticate: (t) => service.authenticateAny(t), isAdmin: (i) => service.isAdmin(i),
- *   authorize: (i, action, requestId) => service.authorizeInventory(i, action, requestId), inventory }) });
+ *   scope: (i, action, requestId) => service.inventoryScope(i, action, requestId), inventory }) });
  */
 export function adminRoutes(deps: AdminRoutesDeps): RouteEntry[] {
   const now = deps.now ?? (() => new Date());
   const admin = async (req: HttpRequest, what: "tasks" | "agents") => {
     const caller = await deps.authenticate(bearerToken(req));
     if (!deps.isAdmin(caller)) throw new ForbiddenError(`only admins may list ${what}`);
-    await deps.authorize?.(caller, what === "tasks" ? "ListTasks" : "ListAgents", req.requestId);
-    return caller;
+    return deps.scope(caller, what === "tasks" ? "ListTasks" : "ListAgents", req.requestId);
   };
   return [
     {
       method: "GET",
       pattern: /^\/v1\/tasks$/,
       handle: async (req) => {
-        const caller = await admin(req, "tasks");
+        const scope = await admin(req, "tasks");
         const query = parseQuery(req, listTasksQuerySchema);
         const page = await deps.inventory.listTasks({
+          ...scope,
           ...(query.status === undefined ? {} : { status: query.status }),
           ...(query.agent !== undefined && query.issuer !== undefined
             ? { agent: { issuer: query.issuer, id: query.agent } }
@@ -96,8 +99,7 @@ export function adminRoutes(deps: AdminRoutesDeps): RouteEntry[] {
         return jsonResponse(
           200,
           {
-            // An admin sees the tasks of their own trust zone only.
-            tasks: page.tasks.filter((task) => task.zone === caller.zone).map((task) => taskView(task, at)),
+            tasks: page.tasks.map((task) => taskView(task, at)),
             ...(page.nextToken === undefined ? {} : { nextToken: page.nextToken }),
           },
           req.requestId,
@@ -108,16 +110,17 @@ export function adminRoutes(deps: AdminRoutesDeps): RouteEntry[] {
       method: "GET",
       pattern: /^\/v1\/agents$/,
       handle: async (req) => {
-        const caller = await admin(req, "agents");
+        const scope = await admin(req, "agents");
         const query = parseQuery(req, listAgentsQuerySchema);
         const page = await deps.inventory.listAgents({
+          ...scope,
           ...(query.limit === undefined ? {} : { limit: query.limit }),
           ...(query.nextToken === undefined ? {} : { nextToken: query.nextToken }),
         });
         return jsonResponse(
           200,
           {
-            agents: page.agents.filter((agent) => agent.zone === caller.zone),
+            agents: page.agents,
             ...(page.nextToken === undefined ? {} : { nextToken: page.nextToken }),
           },
           req.requestId,

@@ -46,6 +46,21 @@ export interface IssuerProfile {
   readonly maxTokenAgeSeconds: number;
   /** @default 30 (at most 300) */
   readonly clockToleranceSeconds: number;
+  /**
+   * Customer-zone user profiles only: the exact tenant ids this issuer may assert. A token naming
+   * any other tenant is refused (`403`). Absent: the issuer may assert any tenant.
+   */
+  readonly tenants?: readonly string[];
+  /**
+   * User profiles only: for an identity provider that cannot mint RFC 8693 `act`, tokens whose
+   * `aud` holds `audience` count as delegation tokens (accepted only as a `subjectToken`, never
+   * as a bearer token). The audience must not be one of the profile's `audiences`.
+   */
+  readonly delegation?: { readonly audience: string };
+  /** When set, the token header's `typ` must equal one of these (case-insensitive, `application/` optional). */
+  readonly typ?: readonly string[];
+  /** When set, the token's `azp` (or `client_id`) claim must be one of these. */
+  readonly azp?: readonly string[];
 }
 
 /** A token from `issuer` whose `claim` holds (or, for arrays, contains) one of `values`. */
@@ -122,24 +137,54 @@ const claimsSchema = z
     }),
   );
 
-const profileSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1-64 letters, digits, '.', '_' or '-'"),
-  issuer: nonEmpty,
-  jwksUri,
-  audiences: z.array(nonEmpty).min(1, "must list at least one audience"),
-  algorithms: z.array(algorithm).min(1, "must list at least one algorithm"),
-  kind: z.enum(["agent", "user"]),
-  zone: z.enum(["workforce", "customer"]),
-  claims: claimsSchema,
-  maxTokenAgeSeconds: z.int().positive().default(DEFAULT_MAX_TOKEN_AGE_SECONDS),
-  clockToleranceSeconds: z
-    .int()
-    .min(0)
-    .max(MAX_CLOCK_TOLERANCE_SECONDS, `must be at most ${MAX_CLOCK_TOLERANCE_SECONDS}`)
-    .default(DEFAULT_CLOCK_TOLERANCE_SECONDS),
-});
+const profileSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1-64 letters, digits, '.', '_' or '-'"),
+    issuer: nonEmpty,
+    jwksUri,
+    audiences: z.array(nonEmpty).min(1, "must list at least one audience"),
+    algorithms: z.array(algorithm).min(1, "must list at least one algorithm"),
+    kind: z.enum(["agent", "user"]),
+    zone: z.enum(["workforce", "customer"]),
+    claims: claimsSchema,
+    maxTokenAgeSeconds: z.int().positive().default(DEFAULT_MAX_TOKEN_AGE_SECONDS),
+    clockToleranceSeconds: z
+      .int()
+      .min(0)
+      .max(MAX_CLOCK_TOLERANCE_SECONDS, `must be at most ${MAX_CLOCK_TOLERANCE_SECONDS}`)
+      .default(DEFAULT_CLOCK_TOLERANCE_SECONDS),
+    tenants: z.array(nonEmpty).min(1, "must list at least one tenant").optional(),
+    delegation: z.strictObject({ audience: nonEmpty }).optional(),
+    typ: z.array(nonEmpty).min(1, "must list at least one type").optional(),
+    azp: z.array(nonEmpty).min(1, "must list at least one client").optional(),
+  })
+  .superRefine((profile, ctx) => {
+    if (profile.tenants !== undefined && !(profile.kind === "user" && profile.zone === "customer")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tenants"],
+        message: "only a customer-zone user profile may list tenants",
+      });
+    }
+    if (profile.delegation !== undefined) {
+      if (profile.kind !== "user") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["delegation"],
+          message: "only a user profile may declare delegation",
+        });
+      } else if (profile.audiences.includes(profile.delegation.audience)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["delegation", "audience"],
+          message:
+            "must differ from every entry of audiences, or any token of the issuer would be a delegation token",
+        });
+      }
+    }
+  });
 
 const claimRuleSchema = z.strictObject({
   issuer: nonEmpty,

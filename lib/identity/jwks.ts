@@ -2,7 +2,8 @@
  * Signing keys of one issuer profile, fetched from its configured `jwksUri` only — never
  * from a URL or key carried by a token. Keys are cached; an unknown `kid` triggers at most
  * one refetch per cooldown, so a stream of forged tokens cannot turn jitv into a JWKS
- * flooder.
+ * flooder. With nothing cached, a failed fetch is remembered for a failure cooldown: requests
+ * meanwhile fail fast instead of each one fetching from an issuer that is down.
  */
 import {
   type CryptoKey,
@@ -28,6 +29,11 @@ export interface RemoteJwksOptions {
   readonly maxBytes?: number;
   /** Minimum time between a fetch and a refetch caused by an unknown `kid` or stale keys. @default 30000 */
   readonly cooldownMs?: number;
+  /**
+   * While no keys are cached, how long after a failed fetch lookups fail fast with
+   * `UpstreamUnavailableError` instead of fetching again. @default cooldownMs
+   */
+  readonly failureCooldownMs?: number;
   /** Cached keys older than this are refreshed on next use (kept if the refresh fails). @default 600000 */
   readonly maxAgeMs?: number;
   /** @default () => new Date() */
@@ -59,11 +65,14 @@ export class RemoteJwks {
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   readonly #cooldownMs: number;
+  readonly #failureCooldownMs: number;
   readonly #maxAgeMs: number;
   readonly #now: () => Date;
   readonly #fetch: typeof globalThis.fetch;
   #cached: CachedKeys | undefined;
   #lastAttemptAt: number | undefined;
+  /** The last failed fetch, cleared by a successful one. */
+  #lastFailure: { readonly at: number; readonly cause: unknown } | undefined;
   #inFlight: Promise<void> | undefined;
 
   constructor(profile: Pick<IssuerProfile, "name" | "jwksUri">, options: RemoteJwksOptions = {}) {
@@ -72,6 +81,7 @@ export class RemoteJwks {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.#cooldownMs = options.cooldownMs ?? DEFAULT_COOLDOWN_MS;
+    this.#failureCooldownMs = options.failureCooldownMs ?? this.#cooldownMs;
     this.#maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.#now = options.now ?? (() => new Date());
     this.#fetch = options.fetch ?? globalThis.fetch;
@@ -80,7 +90,8 @@ export class RemoteJwks {
   /**
    * Key resolver for jose `jwtVerify` (bound; pass it as is).
    *
-   * @throws UpstreamUnavailableError when no keys were ever fetched and fetching fails.
+   * @throws UpstreamUnavailableError when no keys were ever fetched and fetching fails, or
+   *   failed less than `failureCooldownMs` ago (then without fetching).
    * @throws InvalidTokenError `token signed with an unknown key` when no published key matches
    *   the token's `kid`/`alg`, even after the one refetch the cooldown allows.
    * @throws jose `JWKSMultipleMatchingKeys` (iterable over the candidates) when the token has
@@ -89,7 +100,7 @@ export class RemoteJwks {
   readonly getKey = async (header?: JWSHeaderParameters, token?: FlattenedJWSInput): Promise<CryptoKey> => {
     let fetchedNow = false;
     if (this.#cached === undefined) {
-      await this.#refresh();
+      await this.#fetchFirstKeys();
       fetchedNow = true;
     } else if (this.#ms() - this.#cached.fetchedAt >= this.#maxAgeMs && this.#mayRefetch()) {
       // Stale keys still verify if the issuer is down: its outage is not the caller's fault.
@@ -125,6 +136,30 @@ export class RemoteJwks {
     return this.#lastAttemptAt === undefined || this.#ms() - this.#lastAttemptAt >= this.#cooldownMs;
   }
 
+  /**
+   * Fetches keys when none are cached. A caller arriving while a fetch is in flight shares it;
+   * one arriving within `failureCooldownMs` of a failed fetch fails fast, so an issuer outage
+   * costs one fetch per window rather than one per request.
+   */
+  async #fetchFirstKeys(): Promise<void> {
+    const failure = this.#lastFailure;
+    if (
+      this.#inFlight === undefined &&
+      failure !== undefined &&
+      this.#ms() - failure.at < this.#failureCooldownMs
+    ) {
+      throw this.#unavailable(failure.cause);
+    }
+    await this.#refresh();
+  }
+
+  #unavailable(cause: unknown): UpstreamUnavailableError {
+    return new UpstreamUnavailableError(
+      `signing keys of issuer profile "${this.#profileName}" could not be fetched`,
+      { cause },
+    );
+  }
+
   #current(): CachedKeys {
     if (this.#cached === undefined) throw new Error("RemoteJwks: no keys cached");
     return this.#cached;
@@ -144,11 +179,10 @@ export class RemoteJwks {
     try {
       jwks = await this.#download();
     } catch (cause) {
-      throw new UpstreamUnavailableError(
-        `signing keys of issuer profile "${this.#profileName}" could not be fetched`,
-        { cause },
-      );
+      this.#lastFailure = { at: this.#ms(), cause };
+      throw this.#unavailable(cause);
     }
+    this.#lastFailure = undefined;
     this.#cached = { resolve: createLocalJWKSet(jwks), fetchedAt: this.#ms() };
   }
 

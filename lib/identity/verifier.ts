@@ -14,8 +14,8 @@ import {
   jwtVerify,
   type ProtectedHeaderParameters,
 } from "jose";
-import { ConfigError, InvalidTokenError, JitvError } from "../domain/errors.js";
-import type { IssuerKind, VerifiedIdentity } from "../domain/identity.js";
+import { ConfigError, ForbiddenError, InvalidTokenError, JitvError } from "../domain/errors.js";
+import type { Actor, IssuerKind, VerifiedIdentity } from "../domain/identity.js";
 import type { IssuerConfig, IssuerProfile } from "./issuers.js";
 import { type KeyResolver, RemoteJwks } from "./jwks.js";
 
@@ -39,6 +39,13 @@ export interface TokenVerifierOptions {
 export interface VerifyTokenOptions {
   /** When given, the token's issuer profile must be of this kind. */
   readonly kind?: IssuerKind;
+  /**
+   * `bearer` (default): the caller's own token on a route; a delegation token (one with `act`,
+   * or for the profile's delegation audience) is refused. `subject`: the `subjectToken` of a
+   * delegated vend; it must be a delegation token, and the profile's delegation audience is
+   * accepted beside its audiences.
+   */
+  readonly use?: "bearer" | "subject";
 }
 
 /**
@@ -95,23 +102,51 @@ export class TokenVerifier {
     if (!(profile.algorithms as readonly string[]).includes(header.alg as string)) {
       throw invalid(`token algorithm is not allowed for ${where}`);
     }
+    checkType(header, profile, where);
+    const use = options.use ?? "bearer";
+    const audiences =
+      use === "subject" && profile.delegation !== undefined
+        ? [...profile.audiences, profile.delegation.audience]
+        : profile.audiences;
     const nowSeconds = Math.floor(this.#now().getTime() / 1000);
-    checkClaims(claims, profile, nowSeconds, where);
+    checkClaims(claims, profile, audiences, nowSeconds, where);
 
-    const verified = await this.#verifySignature(token, profile, where);
+    const verified = await this.#verifySignature(token, profile, audiences, where);
     const payload = verified.payload;
 
     if (options.kind !== undefined && options.kind !== profile.kind) {
       throw invalid(`${where} issues ${profile.kind} tokens; a ${options.kind} token is required`);
     }
-    return toIdentity(payload, profile, where);
+    const identity = toIdentity(payload, profile, where);
+    if (use === "bearer" && identity.delegated) {
+      throw invalid(
+        "a delegation token (act claim or delegation audience) is not accepted as a bearer token",
+      );
+    }
+    if (use === "subject" && !identity.delegated) {
+      throw invalid(
+        `the subject token is not a delegation token: it needs an act claim naming the agent${
+          profile.delegation === undefined ? "" : " or the delegation audience"
+        }`,
+      );
+    }
+    // After the signature: the tenant list is policy about verified claims.
+    if (profile.tenants !== undefined && !profile.tenants.includes(identity.tenant ?? "")) {
+      throw new ForbiddenError(`${where} may not assert this tenant`);
+    }
+    return identity;
   }
 
-  async #verifySignature(token: string, profile: IssuerProfile, where: string): Promise<JWTVerifyResult> {
+  async #verifySignature(
+    token: string,
+    profile: IssuerProfile,
+    audiences: readonly string[],
+    where: string,
+  ): Promise<JWTVerifyResult> {
     const verifyOptions: JWTVerifyOptions = {
       algorithms: [...profile.algorithms],
       issuer: profile.issuer,
-      audience: [...profile.audiences],
+      audience: [...audiences],
       requiredClaims: ["exp", "iat", "sub"],
       clockTolerance: profile.clockToleranceSeconds,
       maxTokenAge: profile.maxTokenAgeSeconds,
@@ -184,13 +219,38 @@ function isNumericDate(value: unknown): value is number {
   return typeof value === "number" && Number.isFinite(value);
 }
 
-function checkClaims(claims: JWTPayload, profile: IssuerProfile, now: number, where: string): void {
-  const tolerance = profile.clockToleranceSeconds;
+/** The profile's optional `typ` rule: `at+jwt` and `application/at+jwt` are the same type (RFC 7515 4.1.9). */
+function checkType(header: ProtectedHeaderParameters, profile: IssuerProfile, where: string): void {
+  if (profile.typ === undefined) return;
+  const norm = (value: string) => value.toLowerCase().replace(/^application\//, "");
+  const typ = typeof header.typ === "string" ? norm(header.typ) : undefined;
+  if (typ === undefined || !profile.typ.some((allowed) => norm(allowed) === typ)) {
+    throw invalid(`token type (typ) is not accepted by ${where}`);
+  }
+}
+
+function tokenAudiences(claims: JWTPayload): unknown[] {
   const aud = claims.aud;
-  if (aud === undefined) throw invalid("token has no aud claim");
-  const audiences = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!audiences.some((value) => typeof value === "string" && profile.audiences.includes(value))) {
+  return typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
+}
+
+function checkClaims(
+  claims: JWTPayload,
+  profile: IssuerProfile,
+  accepted: readonly string[],
+  now: number,
+  where: string,
+): void {
+  const tolerance = profile.clockToleranceSeconds;
+  if (claims.aud === undefined) throw invalid("token has no aud claim");
+  if (!tokenAudiences(claims).some((value) => typeof value === "string" && accepted.includes(value))) {
     throw invalid(`token audience is not accepted by ${where}`);
+  }
+  if (profile.azp !== undefined) {
+    const azp = claims.azp ?? claims.client_id;
+    if (typeof azp !== "string" || !profile.azp.includes(azp)) {
+      throw invalid(`token authorized party (azp) is not accepted by ${where}`);
+    }
   }
   if (claims.exp === undefined) throw invalid("token has no exp claim");
   if (!isNumericDate(claims.exp)) throw invalid("token exp claim is not a number");
@@ -251,18 +311,24 @@ function toIdentity(payload: JWTPayload, profile: IssuerProfile, where: string):
     throw invalid("token jti claim is not a string");
   }
 
-  let actor: string | undefined;
+  let actor: Actor | undefined;
   if (payload.act !== undefined) {
     const act = payload.act as unknown;
     if (typeof act !== "object" || act === null || Array.isArray(act)) {
       throw invalid("token act claim is not an object");
     }
-    const actorSub = (act as { sub?: unknown }).sub;
-    if (actorSub !== undefined) {
-      if (typeof actorSub !== "string") throw invalid("token act.sub claim is not a string");
-      actor = actorSub;
+    const { sub, iss } = act as { sub?: unknown; iss?: unknown };
+    if (typeof sub !== "string" || sub.length === 0)
+      throw invalid("token act.sub claim is missing or not a string");
+    if (iss !== undefined && (typeof iss !== "string" || iss.length === 0)) {
+      throw invalid("token act.iss claim is not a string");
     }
+    actor = { sub, ...(iss === undefined ? {} : { iss }) };
   }
+  const delegationAudience = profile.delegation?.audience;
+  const delegated =
+    actor !== undefined ||
+    (delegationAudience !== undefined && tokenAudiences(payload).includes(delegationAudience));
 
   return {
     profile: profile.name,
@@ -276,6 +342,7 @@ function toIdentity(payload: JWTPayload, profile: IssuerProfile, where: string):
     ...(payload.jti === undefined ? {} : { jti: payload.jti }),
     expiresAt: payload.exp as number,
     ...(actor === undefined ? {} : { actor }),
+    delegated,
     claims: Object.freeze({ ...payload }),
   };
 }

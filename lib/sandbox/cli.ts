@@ -102,14 +102,22 @@ Ctrl-C stops everything, DynamoDB Local included.
 `;
 }
 
-/** `jitv token --agent NAME | --user NAME`: a fresh token from the running sandbox's local issuer. */
+const TOKEN_USAGE = "usage: jitv token --agent NAME | --user NAME [--for-agent AGENT]";
+
+/**
+ * `jitv token --agent NAME | --user NAME [--for-agent AGENT]`: a fresh token from the running
+ * sandbox's local issuer. With `--for-agent`, the user's delegation token for that
+ * customer-facing agent (it carries `act`), to pass as `subjectToken`; it is refused as a bearer token.
+ */
 export async function tokenCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { agent: { type: "string" }, user: { type: "string" } },
+    options: { agent: { type: "string" }, user: { type: "string" }, "for-agent": { type: "string" } },
   });
   const name = values.agent ?? values.user;
-  if (!name || (values.agent && values.user)) throw new Error("usage: jitv token --agent NAME | --user NAME");
+  const forAgent = values["for-agent"];
+  if (!name || (values.agent && values.user) || (forAgent !== undefined && !values.user))
+    throw new Error(TOKEN_USAGE);
   if (!existsSync(STATE_FILE)) throw new Error("no sandbox state found: start the sandbox first (npm start)");
   const state = JSON.parse(readFileSync(STATE_FILE, "utf8")) as SandboxState;
   const client = state.clients[name];
@@ -120,10 +128,16 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       .map(([id]) => id);
     throw new Error(`unknown sandbox ${kind} "${name}"; known: ${known.join(", ")}`);
   }
+  if (forAgent !== undefined && client.delegationEndpoint === undefined) {
+    throw new Error(
+      `"${name}" is not a customer user: only customer users delegate to customer-facing agents`,
+    );
+  }
   const token = await fetchClientCredentialsToken({
-    tokenEndpoint: client.tokenEndpoint,
+    tokenEndpoint: forAgent === undefined ? client.tokenEndpoint : (client.delegationEndpoint as string),
     clientId: name,
     clientSecret: client.secret,
+    ...(forAgent === undefined ? {} : { actor: forAgent }),
   });
   process.stdout.write(`${token}\n`);
   return 0;

@@ -17,6 +17,11 @@ export interface ClientCredentialsTokenRequest {
   /** Space-separated scopes, sent as `scope` when given. */
   readonly scope?: string;
   /**
+   * The local issuer's delegation endpoint only: the agent (client id of a customer-facing agent)
+   * the user's token is for, sent as `actor`; the token then carries `act`.
+   */
+  readonly actor?: string;
+  /**
    * `client_secret_basic` sends the credentials in the `Authorization` header,
    * `client_secret_post` in the form body.
    * @default "client_secret_basic"
@@ -91,6 +96,7 @@ export async function fetchClientCredentialsToken(request: ClientCredentialsToke
   const body = new URLSearchParams({ grant_type: "client_credentials" });
   if (request.resource !== undefined) body.set("resource", request.resource);
   if (request.scope !== undefined) body.set("scope", request.scope);
+  if (request.actor !== undefined) body.set("actor", request.actor);
   const headers: Record<string, string> = {
     accept: "application/json",
     "content-type": "application/x-www-form-urlencoded",

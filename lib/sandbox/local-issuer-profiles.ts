@@ -10,7 +10,8 @@ export const LOCAL_APPROVER_GROUP = "jitv-approvers";
  *
  * - `local-agents` — `/agents`, kind `agent`, zone `workforce`;
  * - `local-customer-agents` — `/customer-agents`, kind `agent`, zone `customer`;
- * - `local-users` — `/users`, kind `user`, zone `customer`, `tenant` and `groups` claims;
+ * - `local-users` — `/users`, kind `user`, zone `customer`, `tenant` and `groups` claims, and
+ *   `tenants`: the demo users' tenants, the only ones it may assert;
  * - `local-staff` — `/staff`, kind `user`, zone `workforce`, `groups` claim;
  *
  * plus `admins` / `approvers` rules granting those roles to local users whose `groups`
@@ -22,10 +23,10 @@ export const LOCAL_APPROVER_GROUP = "jitv-approvers";
  * @example
  * ```ts
  * const local = await startLocalIssuer({ workforceAgents, customerAgents, users });
- * const config = parseIssuerConfig(localIssuerProfiles(local));
+ * const config = parseIssuerConfig(localIssuerProfiles(local, users.map((u) => u.tenant)));
  * ```
  */
-export function localIssuerProfiles(issuer: LocalIssuer): unknown {
+export function localIssuerProfiles(issuer: LocalIssuer, tenants: readonly string[]): unknown {
   const { workforceAgents, customerAgents, users, staff } = issuer.issuers;
   const common = {
     audiences: [issuer.audience],
@@ -60,6 +61,8 @@ export function localIssuerProfiles(issuer: LocalIssuer): unknown {
         kind: "user",
         zone: "customer",
         claims: { user: "sub", tenant: "tenant", groups: "groups" },
+        // The demo tenants: a token of this issuer naming any other tenant is refused.
+        tenants: [...new Set(tenants)],
         ...common,
       },
       {

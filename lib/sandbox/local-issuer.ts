@@ -1,6 +1,7 @@
+import { randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { ConfigError } from "../domain/errors.js";
 
 /** A workload identity of the local issuer: it gets tokens with its own client credentials. */
@@ -59,6 +60,12 @@ export interface LocalIssuerEndpoints {
   readonly discoveryUri: string;
   readonly jwksUri: string;
   readonly tokenEndpoint: string;
+  /**
+   * `/users` only: where a user (with its own client credentials) gets a delegation token for one
+   * customer-facing agent, sent as the form field `actor`. The token carries
+   * `act: {sub: <agent>, iss: <customer-agents issuer>}`.
+   */
+  readonly delegationEndpoint?: string;
 }
 
 /** The running local issuer. */
@@ -155,7 +162,14 @@ export async function startLocalIssuer(options: LocalIssuerOptions): Promise<Loc
   const { Provider, InvalidTarget } = await loadOidcProvider();
 
   const handlers = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
-  const server = createServer((req, res) => route(handlers, req, res));
+  let delegate: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const server = createServer((req, res) => {
+    if (delegate !== undefined && (req.url ?? "").split("?", 1)[0] === `${USERS_PATH}${DELEGATION_PATH}`) {
+      delegate(req, res);
+      return;
+    }
+    route(handlers, req, res);
+  });
   const port = await listen(server, options.port ?? DEFAULT_PORT, host);
   const base = `http://${host}:${port}`;
 
@@ -166,6 +180,7 @@ export async function startLocalIssuer(options: LocalIssuerOptions): Promise<Loc
       path: string,
       clients: readonly LocalClient[],
       extraTokenClaims: (clientId: string) => Record<string, unknown> | undefined,
+      signingKey?: JWK,
     ): Promise<LocalIssuerEndpoints> => {
       const issuer = `${base}${path}`;
       const configuration = await providerConfiguration({
@@ -174,6 +189,7 @@ export async function startLocalIssuer(options: LocalIssuerOptions): Promise<Loc
         resource,
         InvalidTarget,
         extraTokenClaims,
+        signingKey: signingKey ?? (await generateSigningKey()),
       });
       const provider = new Provider(issuer, configuration);
       provider.on("server_error", (_ctx, error) => {
@@ -189,12 +205,28 @@ export async function startLocalIssuer(options: LocalIssuerOptions): Promise<Loc
       };
     };
 
+    const usersKey = await generateSigningKey();
+    const customerAgents = await mount("/customer-agents", options.customerAgents, () => undefined);
+    const users = await mount(
+      USERS_PATH,
+      options.users,
+      (clientId) => userClaims(usersById.get(clientId)),
+      usersKey,
+    );
     const issuers = {
       workforceAgents: await mount("/agents", options.workforceAgents, () => undefined),
-      customerAgents: await mount("/customer-agents", options.customerAgents, () => undefined),
-      users: await mount("/users", options.users, (clientId) => userClaims(usersById.get(clientId))),
+      customerAgents,
+      users: { ...users, delegationEndpoint: `${users.issuer}${DELEGATION_PATH}` },
       staff: await mount("/staff", options.staff ?? [], (clientId) => staffClaims(staffById.get(clientId))),
     };
+    delegate = delegationHandler({
+      issuer: users.issuer,
+      audience,
+      signingKey: usersKey,
+      users: usersById,
+      actorIssuer: customerAgents.issuer,
+      actors: new Set(options.customerAgents.map((agent) => agent.id)),
+    });
 
     let closing: Promise<void> | undefined;
     return {
@@ -244,6 +276,89 @@ function userClaims(user: LocalUser | undefined): Record<string, unknown> | unde
     ...(user.email === undefined ? {} : { email: user.email }),
     ...(user.groups === undefined ? {} : { groups: [...user.groups] }),
   };
+}
+
+const USERS_PATH = "/users";
+const DELEGATION_PATH = "/delegation";
+
+/**
+ * The `/users/delegation` endpoint: a demo user, authenticated by its client credentials (basic or
+ * form), gets a token for one customer-facing agent to present as `subjectToken` — what a real
+ * identity provider's RFC 8693 token exchange (or consent flow) yields. It carries
+ * `act: {sub: <agent>, iss: <customer-agents issuer>}`, a fresh `jti`, and no `groups`, signed
+ * with the same key as the issuer's other tokens.
+ */
+function delegationHandler(input: {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly signingKey: JWK;
+  readonly users: ReadonlyMap<string, LocalUser>;
+  readonly actorIssuer: string;
+  readonly actors: ReadonlySet<string>;
+}): (req: IncomingMessage, res: ServerResponse) => void {
+  const reply = (res: ServerResponse, status: number, body: Record<string, unknown>) => {
+    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(JSON.stringify(body));
+  };
+  const key = importJWK(input.signingKey, "ES256");
+  return (req, res) => {
+    if (req.method !== "POST")
+      return reply(res, 405, { error: "invalid_request", error_description: "POST only" });
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      void (async () => {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString("utf8").slice(0, 8192));
+        let clientId = form.get("client_id") ?? "";
+        let secret = form.get("client_secret") ?? "";
+        const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? "");
+        if (basic?.[1]) {
+          const [id = "", pass = ""] = Buffer.from(basic[1], "base64").toString("utf8").split(":");
+          clientId = decodeURIComponent(id.replace(/\+/g, " "));
+          secret = decodeURIComponent(pass.replace(/\+/g, " "));
+        }
+        const user = input.users.get(clientId);
+        if (!user || !sameSecret(user.secret, secret)) {
+          return reply(res, 401, {
+            error: "invalid_client",
+            error_description: "client authentication failed",
+          });
+        }
+        const actor = form.get("actor") ?? "";
+        if (!input.actors.has(actor)) {
+          return reply(res, 400, {
+            error: "invalid_request",
+            error_description: "actor must name a customer-facing agent of this sandbox",
+          });
+        }
+        const token = await new SignJWT({
+          tenant: user.tenant,
+          preferred_username: user.id,
+          client_id: user.id,
+          act: { sub: actor, iss: input.actorIssuer },
+        })
+          .setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: input.signingKey.kid as string })
+          .setIssuer(input.issuer)
+          .setSubject(user.id)
+          .setAudience(input.audience)
+          .setIssuedAt()
+          .setExpirationTime(`${LOCAL_TOKEN_LIFETIME_SECONDS}s`)
+          .setJti(randomUUID())
+          .sign(await key);
+        reply(res, 200, {
+          access_token: token,
+          token_type: "Bearer",
+          expires_in: LOCAL_TOKEN_LIFETIME_SECONDS,
+        });
+      })().catch(() => reply(res, 500, { error: "server_error" }));
+    });
+  };
+}
+
+function sameSecret(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** Strips the issuer's path prefix and hands the request to that issuer's oidc-provider. */
@@ -353,11 +468,12 @@ async function providerConfiguration(input: {
   readonly resource: string;
   readonly InvalidTarget: OidcProviderModule["InvalidTarget"];
   readonly extraTokenClaims: (clientId: string) => Record<string, unknown> | undefined;
+  readonly signingKey: JWK;
 }): Promise<Record<string, unknown>> {
   const { audience, resource, InvalidTarget } = input;
   return {
     adapter: createMemoryAdapter(),
-    jwks: { keys: [await generateSigningKey()] },
+    jwks: { keys: [{ ...input.signingKey }] },
     clients: input.clients.map((client) => ({
       client_id: client.id,
       client_secret: client.secret,

@@ -63,7 +63,16 @@ export interface SandboxOptions {
 /** What `jitv token` reads: the local issuers' token endpoints and the demo clients' secrets. */
 export interface SandboxState {
   readonly apiUrl: string;
-  readonly clients: Record<string, { kind: "agent" | "user"; tokenEndpoint: string; secret: string }>;
+  readonly clients: Record<
+    string,
+    {
+      kind: "agent" | "user";
+      tokenEndpoint: string;
+      secret: string;
+      /** Customer users: where `jitv token --user NAME --for-agent AGENT` gets a delegation token. */
+      delegationEndpoint?: string;
+    }
+  >;
 }
 
 export interface Sandbox {
@@ -92,7 +101,10 @@ export const DEMO = {
   users: [
     { id: "alice", tenant: "acme", groups: [] as string[] },
     { id: "bob", tenant: "globex", groups: [] as string[] },
+    // Customer-zone staff act only within their own tenant (CONTRACT.md section 2).
     { id: "acme-admin", tenant: "acme", groups: ["jitv-admins", "jitv-approvers"] },
+    { id: "acme-approver", tenant: "acme", groups: ["jitv-approvers"] },
+    { id: "globex-admin", tenant: "globex", groups: ["jitv-admins", "jitv-approvers"] },
   ],
   staff: [
     { id: "admin", groups: ["jitv-admins", "jitv-approvers"] },
@@ -140,7 +152,12 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     });
     closers.push(local.close);
 
-    let issuers = parseIssuerConfig(localIssuerProfiles(local));
+    let issuers = parseIssuerConfig(
+      localIssuerProfiles(
+        local,
+        DEMO.users.map((u) => u.tenant),
+      ),
+    );
     if (options.issuersFile) issuers = mergeIssuerConfigs(issuers, loadIssuerConfigFile(options.issuersFile));
     const roles = loadRolePolicies(options.rolesDir);
 
@@ -225,7 +242,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       };
     }
     for (const u of users) {
-      clients[u.id] = { kind: "user", tokenEndpoint: local.issuers.users.tokenEndpoint, secret: u.secret };
+      clients[u.id] = {
+        kind: "user",
+        tokenEndpoint: local.issuers.users.tokenEndpoint,
+        secret: u.secret,
+        ...(local.issuers.users.delegationEndpoint
+          ? { delegationEndpoint: local.issuers.users.delegationEndpoint }
+          : {}),
+      };
     }
     for (const u of staff) {
       clients[u.id] = { kind: "user", tokenEndpoint: local.issuers.staff.tokenEndpoint, secret: u.secret };

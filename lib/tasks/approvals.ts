@@ -7,7 +7,15 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { UpstreamUnavailableError } from "../domain/errors.js";
 import type { Task } from "../domain/task.js";
-import { leaseItem, statusGsi2pk, stripKeys, taskKey } from "./table.js";
+import {
+  idempotencyKey,
+  leaseItem,
+  statusGsi2pk,
+  stripKeys,
+  TTL_ATTRIBUTE,
+  taskKey,
+  toEpochSeconds,
+} from "./table.js";
 
 /** Port: the approval state of tasks that wait for humans. */
 export interface ApprovalStore {
@@ -17,10 +25,14 @@ export interface ApprovalStore {
    */
   recordApproval(taskId: string, approver: string): Promise<readonly string[] | undefined>;
   /**
-   * Activates a `pending_approval` task: status `active`, deadline `expiresAt`, and its TTL
-   * lease moved to that deadline, in one transaction. `undefined` when it was not pending.
+   * Activates a `pending_approval` task: status `active`, deadline `expiresAt`, its TTL lease and
+   * its Idempotency-Key record (if any) moved to that deadline, in one transaction, so the key
+   * names the same task for the task's whole life. `undefined` when it was not pending.
    */
-  activate(taskId: string, expiresAt: string): Promise<Task | undefined>;
+  activate(
+    task: Pick<Task, "taskId" | "agent" | "idempotencyKey">,
+    expiresAt: string,
+  ): Promise<Task | undefined>;
 }
 
 /** {@link ApprovalStore} on the task records of the single table. */
@@ -60,7 +72,12 @@ export class DynamoApprovalStore implements ApprovalStore {
     }
   }
 
-  async activate(taskId: string, expiresAt: string): Promise<Task | undefined> {
+  async activate(
+    task: Pick<Task, "taskId" | "agent" | "idempotencyKey">,
+    expiresAt: string,
+  ): Promise<Task | undefined> {
+    const { taskId } = task;
+    const idem = task.idempotencyKey;
     try {
       await this.#client.send(
         new TransactWriteCommand({
@@ -84,6 +101,21 @@ export class DynamoApprovalStore implements ApprovalStore {
             },
             // The backstop now fires at the task's real deadline, not the approval deadline.
             { Put: { TableName: this.#tableName, Item: leaseItem(taskId, expiresAt) } },
+            // The key's record lived until the approval deadline; it now lives as long as the task.
+            ...(idem === undefined
+              ? []
+              : [
+                  {
+                    Update: {
+                      TableName: this.#tableName,
+                      Key: idempotencyKey(task.agent.issuer, task.agent.id, idem),
+                      UpdateExpression: "SET #ttl = :ttl",
+                      ConditionExpression: "taskId = :taskId",
+                      ExpressionAttributeNames: { "#ttl": TTL_ATTRIBUTE },
+                      ExpressionAttributeValues: { ":ttl": toEpochSeconds(expiresAt), ":taskId": taskId },
+                    },
+                  },
+                ]),
           ],
         }),
       );

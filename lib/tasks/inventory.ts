@@ -13,11 +13,15 @@ import {
   agentSeenGsi1sk,
   agentSeenKey,
   agentTasksGsi1pk,
+  agentTenantSeenKey,
   GSI1,
   GSI2,
+  GSI3,
   type ItemType,
   statusGsi2pk,
   stripKeys,
+  tenantAgentsGsi1pk,
+  tenantTasksGsi3pk,
 } from "./table.js";
 
 /** Filters and page of {@link DynamoInventory.listTasks}. */
@@ -32,6 +36,13 @@ export interface ListTasksInput {
   readonly limit?: number;
   /** The `nextToken` of the previous page of the same query. */
   readonly nextToken?: string;
+  /**
+   * Only the delegated tasks of this tenant (a customer-zone admin's view). The query reads the
+   * tenant's own index partition, so no other tenant's task is read, counted or put in a `nextToken`.
+   */
+  readonly tenant?: string;
+  /** Only tasks of this zone. */
+  readonly zone?: Zone;
 }
 
 export interface TaskPage {
@@ -73,12 +84,13 @@ export const MAX_PAGE_SIZE = 100;
 const MAX_QUERIES_PER_PAGE = 10;
 
 type Item = Record<string, unknown>;
-type IndexName = typeof GSI1 | typeof GSI2;
+type IndexName = typeof GSI1 | typeof GSI2 | typeof GSI3;
 
 /** Key attributes of each index, as they appear in its `LastEvaluatedKey`. */
 const INDEX_KEYS = {
   [GSI1]: { pk: "gsi1pk", sk: "gsi1sk" },
   [GSI2]: { pk: "gsi2pk", sk: "gsi2sk" },
+  [GSI3]: { pk: "gsi3pk", sk: "gsi3sk" },
 } as const satisfies Record<IndexName, { pk: string; sk: string }>;
 
 /**
@@ -122,17 +134,39 @@ export class DynamoInventory {
     const filters: string[] = [];
     let index: IndexName;
     let partition: string;
-    if (input.agent) {
+    const byStatus = () => {
+      names["#status"] = "status";
+      values[":status"] = status;
+      filters.push("#status = :status");
+    };
+    if (input.tenant !== undefined) {
+      // Only delegated tasks have a gsi3 key, so the partition holds tasks of this tenant and nothing else.
+      index = GSI3;
+      partition = tenantTasksGsi3pk(input.tenant);
+      byStatus();
+      if (input.agent) {
+        names["#agent"] = "agent";
+        names["#issuer"] = "issuer";
+        names["#id"] = "id";
+        values[":agentIssuer"] = input.agent.issuer;
+        values[":agentId"] = input.agent.id;
+        filters.push("#agent.#issuer = :agentIssuer", "#agent.#id = :agentId");
+      }
+    } else if (input.agent) {
       index = GSI1;
       partition = agentTasksGsi1pk(input.agent.issuer, input.agent.id);
       names["#type"] = "type";
       values[":task"] = "task" satisfies ItemType;
-      names["#status"] = "status";
-      values[":status"] = status;
-      filters.push("#type = :task", "#status = :status");
+      filters.push("#type = :task");
+      byStatus();
     } else {
       index = GSI2;
       partition = statusGsi2pk(status);
+    }
+    if (input.zone !== undefined) {
+      names["#zone"] = "zone";
+      values[":zone"] = input.zone;
+      filters.push("#zone = :zone");
     }
     if (input.template !== undefined) {
       names["#template"] = "template";
@@ -171,29 +205,41 @@ export class DynamoInventory {
   async recordAgentSeen(
     agent: AgentRef & { readonly zone: Zone },
     at: Date,
-    options: { readonly countTask?: boolean } = {},
+    options: { readonly countTask?: boolean; readonly tenant?: string } = {},
   ): Promise<void> {
-    const time = at.toISOString();
+    const { tenant } = options;
+    // The agent's own item, and for a delegated task one per tenant: a customer-zone admin's
+    // registry then counts only its own tenant's tasks.
+    const records = [
+      { key: agentSeenKey(agent.issuer, agent.id), gsi1pk: AGENTS_GSI1PK },
+      ...(tenant === undefined
+        ? []
+        : [{ key: agentTenantSeenKey(agent.issuer, agent.id, tenant), gsi1pk: tenantAgentsGsi1pk(tenant) }]),
+    ];
     try {
-      await this.#client.send(
-        new UpdateCommand({
-          TableName: this.#tableName,
-          Key: agentSeenKey(agent.issuer, agent.id),
-          UpdateExpression:
-            "SET #type = :type, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk, issuer = :issuer, #id = :id, #zone = :zone, " +
-            "firstSeen = if_not_exists(firstSeen, :at), lastSeen = :at ADD totalTasks :count",
-          ExpressionAttributeNames: { "#type": "type", "#id": "id", "#zone": "zone" },
-          ExpressionAttributeValues: {
-            ":type": "agent" satisfies ItemType,
-            ":gsi1pk": AGENTS_GSI1PK,
-            ":gsi1sk": agentSeenGsi1sk(agent.issuer, agent.id),
-            ":issuer": agent.issuer,
-            ":id": agent.id,
-            ":zone": agent.zone,
-            ":at": time,
-            ":count": options.countTask === false ? 0 : 1,
-          },
-        }),
+      await Promise.all(
+        records.map(({ key, gsi1pk }) =>
+          this.#client.send(
+            new UpdateCommand({
+              TableName: this.#tableName,
+              Key: key,
+              UpdateExpression:
+                "SET #type = :type, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk, issuer = :issuer, #id = :id, #zone = :zone, " +
+                "firstSeen = if_not_exists(firstSeen, :at), lastSeen = :at ADD totalTasks :count",
+              ExpressionAttributeNames: { "#type": "type", "#id": "id", "#zone": "zone" },
+              ExpressionAttributeValues: {
+                ":type": "agent" satisfies ItemType,
+                ":gsi1pk": gsi1pk,
+                ":gsi1sk": agentSeenGsi1sk(agent.issuer, agent.id),
+                ":issuer": agent.issuer,
+                ":id": agent.id,
+                ":zone": agent.zone,
+                ":at": at.toISOString(),
+                ":count": options.countTask === false ? 0 : 1,
+              },
+            }),
+          ),
+        ),
       );
     } catch (error) {
       throw unavailable(error);
@@ -206,17 +252,38 @@ export class DynamoInventory {
    * @throws InvalidRequestError for a `limit` outside 1..100 or a tampered `nextToken`
    * @throws UpstreamUnavailableError when DynamoDB fails
    */
-  async listAgents(input: { readonly limit?: number; readonly nextToken?: string } = {}): Promise<AgentPage> {
+  async listAgents(
+    input: {
+      readonly limit?: number;
+      readonly nextToken?: string;
+      readonly tenant?: string;
+      readonly zone?: Zone;
+    } = {},
+  ): Promise<AgentPage> {
     const limit = pageSize(input.limit);
+    const { tenant } = input;
+    const partition = tenant === undefined ? AGENTS_GSI1PK : tenantAgentsGsi1pk(tenant);
     const { items, nextToken } = await this.#page(
       {
         IndexName: GSI1,
         KeyConditionExpression: "gsi1pk = :agents",
-        FilterExpression: "#type = :agent",
-        ExpressionAttributeNames: { "#type": "type" },
-        ExpressionAttributeValues: { ":agents": AGENTS_GSI1PK, ":agent": "agent" satisfies ItemType },
+        FilterExpression: input.zone === undefined ? "#type = :agent" : "#type = :agent AND #zone = :zone",
+        ExpressionAttributeNames: {
+          "#type": "type",
+          ...(input.zone === undefined ? {} : { "#zone": "zone" }),
+        },
+        ExpressionAttributeValues: {
+          ":agents": partition,
+          ":agent": "agent" satisfies ItemType,
+          ...(input.zone === undefined ? {} : { ":zone": input.zone }),
+        },
       },
-      { index: GSI1, partition: AGENTS_GSI1PK, pkPrefix: "AGENTSEEN#", sk: "AGENT" },
+      {
+        index: GSI1,
+        partition,
+        pkPrefix: "AGENTSEEN#",
+        sk: tenant === undefined ? "AGENT" : agentTenantSeenKey("", "", tenant).sk,
+      },
       limit,
       input.nextToken,
     );
@@ -231,7 +298,7 @@ export class DynamoInventory {
           zone: item.zone as Zone,
           firstSeen: String(item.firstSeen),
           lastSeen: String(item.lastSeen),
-          activeTasks: await this.#countActive(issuer, id, now),
+          activeTasks: await this.#countActive(issuer, id, now, tenant),
           totalTasks: typeof item.totalTasks === "number" ? item.totalTasks : 0,
         };
       }),
@@ -239,20 +306,27 @@ export class DynamoInventory {
     return { agents, ...nextTokenField(nextToken) };
   }
 
-  async #countActive(issuer: string, id: string, now: string): Promise<number> {
+  async #countActive(issuer: string, id: string, now: string, tenant: string | undefined): Promise<number> {
     let count = 0;
     let start: Item | undefined;
+    const ofTenant = tenant === undefined ? "" : " AND #obo.#tenant = :tenant";
     do {
       const out = await this.#query({
         IndexName: GSI1,
         KeyConditionExpression: "gsi1pk = :agent",
-        FilterExpression: "#type = :task AND #status = :active AND #expiresAt > :now",
-        ExpressionAttributeNames: { "#type": "type", "#status": "status", "#expiresAt": "expiresAt" },
+        FilterExpression: `#type = :task AND #status = :active AND #expiresAt > :now${ofTenant}`,
+        ExpressionAttributeNames: {
+          "#type": "type",
+          "#status": "status",
+          "#expiresAt": "expiresAt",
+          ...(tenant === undefined ? {} : { "#obo": "onBehalfOf", "#tenant": "tenant" }),
+        },
         ExpressionAttributeValues: {
           ":agent": agentTasksGsi1pk(issuer, id),
           ":task": "task" satisfies ItemType,
           ":active": "active",
           ":now": now,
+          ...(tenant === undefined ? {} : { ":tenant": tenant }),
         },
         Select: "COUNT",
         ...(start ? { ExclusiveStartKey: start } : {}),
@@ -324,6 +398,8 @@ const tokenKeySchema = z
     gsi1sk: z.string().min(1).max(1024).optional(),
     gsi2pk: z.string().min(1).max(2048).optional(),
     gsi2sk: z.string().min(1).max(1024).optional(),
+    gsi3pk: z.string().min(1).max(2048).optional(),
+    gsi3sk: z.string().min(1).max(1024).optional(),
   })
   .strict();
 
@@ -353,12 +429,13 @@ function decodeToken(token: string, scope: TokenScope): Item {
   if (!parsed.success) throw invalid();
   const key: Item = parsed.data;
   const own = INDEX_KEYS[scope.index];
-  const other = INDEX_KEYS[scope.index === GSI1 ? GSI2 : GSI1];
+  const others = Object.entries(INDEX_KEYS)
+    .filter(([name]) => name !== scope.index)
+    .flatMap(([, keys]) => [keys.pk, keys.sk]);
   if (
     key[own.pk] !== scope.partition ||
     key[own.sk] === undefined ||
-    key[other.pk] !== undefined ||
-    key[other.sk] !== undefined ||
+    others.some((name) => key[name] !== undefined) ||
     !parsed.data.pk.startsWith(scope.pkPrefix) ||
     parsed.data.sk !== scope.sk
   ) {

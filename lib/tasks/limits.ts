@@ -49,6 +49,9 @@ export interface DynamoVendRateLimiterOptions extends VendRateLimit {
  * next token. The item expires (TTL) once the bucket would be full again: a missing bucket is
  * a full one.
  */
+/** Which of an agent's token buckets a call draws from. */
+export type RateBucket = "vend" | "refresh";
+
 export class DynamoVendRateLimiter {
   readonly #client: DynamoDBDocumentClient;
   readonly #tableName: string;
@@ -79,9 +82,11 @@ export class DynamoVendRateLimiter {
    * @throws UpstreamUnavailableError when DynamoDB fails
    * @example
    * await limiter.consume({ issuer: agent.issuer, id: agent.id }); // before the vend writes anything
+   * @param bucket `vend` (new tasks) or `refresh` (credentials of a running task): separate buckets of
+   *   the same size, so refreshes are bounded too and a burst of vends never starves a long task's refresh
    */
-  async consume(agent: AgentRef): Promise<void> {
-    const key = rateBucketKey(agent.issuer, agent.id);
+  async consume(agent: AgentRef, bucket: RateBucket = "vend"): Promise<void> {
+    const key = rateBucketKey(agent.issuer, agent.id, bucket);
     for (let attempt = 0; ; attempt++) {
       const now = this.#now().getTime();
       // The bucket is full again by `now + capacity * interval` at the latest: expire it then.
@@ -93,8 +98,9 @@ export class DynamoVendRateLimiter {
       };
       const idle = await this.#update({
         ...common,
-        UpdateExpression:
-          "SET #next = :next, #ttl = :ttl, #type = :type, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk, gsi2pk = :gsi2pk, gsi2sk = :gsi2sk",
+        UpdateExpression: `SET #next = :next, #ttl = :ttl, #type = :type, ${Object.keys(selfIndexKeys(key))
+          .map((name) => `${name} = :${name}`)
+          .join(", ")}`,
         ConditionExpression: "attribute_not_exists(#next) OR #next <= :now",
         ExpressionAttributeNames: { ...common.ExpressionAttributeNames, "#type": "type" },
         ExpressionAttributeValues: {

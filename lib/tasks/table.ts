@@ -17,6 +17,7 @@ import type { Task, TaskStatus } from "../domain/task.js";
  * | ------------- | ------------------------------------ | ---------- | ------------------------ | ----------------------- |
  * | `task`        | `TASK#<taskId>`                      | `TASK`     | `AGENT#<issuer>#<agent>` | `<createdAt>#<taskId>`  |
  * |   (gsi2)      |                                      |            | gsi2pk `STATUS#<status>` | gsi2sk `<createdAt>#<taskId>` |
+ * |   (gsi3)      | delegated tasks only                 |            | gsi3pk `TENANT#<tenant>` | gsi3sk `<createdAt>#<taskId>` |
  * | `lease`       | `LEASE#<taskId>`                     | `LEASE`    |                          |                         |
  * | `idempotency` | `IDEM#<issuer>#<agent>#<key>`        | `IDEM`     |                          |                         |
  * | `replay`      | `JTI#<issuer>#<jti>`                 | `JTI`      |                          |                         |
@@ -27,13 +28,18 @@ import type { Task, TaskStatus } from "../domain/task.js";
  * | `role`        | `ROLE#<roleArn>`                     | `META`     |                          |                         |
  * | `sandbox-role-policy` | `SANDBOXROLE#<roleArn>`      | `POLICY#<name>` |                     |                         |
  * | `agent`       | `AGENTSEEN#<issuer>#<agent>`         | `AGENT`    | `AGENTS`                 | `<issuer>#<agent>`      |
- * | `rate-bucket` | `RATE#<issuer>#<agent>`              | `BUCKET`   | (own `pk`)               | (own `sk`)              |
+ * | `agent` (of a tenant) | `AGENTSEEN#<issuer>#<agent>`  | `TENANT#<tenant>` | `AGENTS#TENANT#<tenant>` | `<issuer>#<agent>` |
+ * | `rate-bucket` | `RATE#<issuer>#<agent>`              | `BUCKET` / `BUCKET#refresh` | (own `pk`)               | (own `sk`)              |
  * | `active-count`| `ACTIVE#<template>#<issuer>#<agent>` | `COUNT`    |                          |                         |
  * | `policy-set`  | `POLICYSET#<name>`                   | `CURRENT`  | `POLICYSETS`             | `<name>`                |
  * | `policy-version` | `POLICYSET#<name>`                | `V#<version>` (10 digits) |           |                         |
  *
  * `gsi2` is the status index: a task's `gsi2pk` is `STATUS#<status>` and moves with every status
  * change in the same write, so listing the tasks in one state is a query, never a scan.
+ * `gsi3` is the tenant index: a delegated task's `gsi3pk` is `TENANT#<tenant>`, so a customer-zone
+ * admin's listing reads only its own tenant's partition, and every key a page reads (and so every
+ * `nextToken`) belongs to that tenant. The agent registry keeps one item per agent and one per
+ * (agent, tenant) it acted for, for the same reason.
  *
  * Limits: an `agent` item is the admin registry of every agent that vended (first/last seen,
  * total tasks). A `rate-bucket` is the agent's vend-rate token bucket, kept as the time its
@@ -68,6 +74,8 @@ export const TTL_ATTRIBUTE = "ttlEpoch";
 export const GSI1 = "gsi1";
 /** Name of the status index: tasks by status, in creation order. */
 export const GSI2 = "gsi2";
+/** Name of the tenant index: delegated tasks by tenant, in creation order. */
+export const GSI3 = "gsi3";
 /** `gsi1pk` shared by all templates, so listing them is a query, never a scan. */
 export const TEMPLATES_GSI1PK = "TEMPLATES";
 /** `gsi1pk` shared by all `agent` registry items, so listing agents is a query, never a scan. */
@@ -89,6 +97,8 @@ export const KEY_ATTRIBUTES = [
   "gsi1sk",
   "gsi2pk",
   "gsi2sk",
+  "gsi3pk",
+  "gsi3sk",
   ACTIVE_SLOT_ATTRIBUTE,
 ] as const;
 
@@ -180,14 +190,29 @@ export function agentSeenKey(issuer: string, agentId: string): ItemKey {
   return { pk: `AGENTSEEN#${enc(issuer)}#${enc(agentId)}`, sk: "AGENT" };
 }
 
+/** Key of an agent's registry item for one tenant it acted for. */
+export function agentTenantSeenKey(issuer: string, agentId: string, tenant: string): ItemKey {
+  return { pk: `AGENTSEEN#${enc(issuer)}#${enc(agentId)}`, sk: `TENANT#${enc(tenant)}` };
+}
+
+/** `gsi1pk` of the registry items of the agents that acted for one tenant. */
+export function tenantAgentsGsi1pk(tenant: string): string {
+  return `${AGENTS_GSI1PK}#TENANT#${enc(tenant)}`;
+}
+
+/** `gsi3pk` of the delegated tasks of one tenant: query it to list them in creation order. */
+export function tenantTasksGsi3pk(tenant: string): string {
+  return `TENANT#${enc(tenant)}`;
+}
+
 /** `gsi1sk` of an agent's registry item under {@link AGENTS_GSI1PK}. */
 export function agentSeenGsi1sk(issuer: string, agentId: string): string {
   return `${enc(issuer)}#${enc(agentId)}`;
 }
 
-/** Key of an agent's vend-rate token bucket. */
-export function rateBucketKey(issuer: string, agentId: string): ItemKey {
-  return { pk: `RATE#${enc(issuer)}#${enc(agentId)}`, sk: "BUCKET" };
+/** Key of an agent's vend-rate token bucket (`refresh`: its refresh-rate bucket). */
+export function rateBucketKey(issuer: string, agentId: string, bucket: "vend" | "refresh" = "vend"): ItemKey {
+  return { pk: `RATE#${enc(issuer)}#${enc(agentId)}`, sk: bucket === "vend" ? "BUCKET" : "BUCKET#refresh" };
 }
 
 /** `sk` of every `active-count` item. */
@@ -232,8 +257,10 @@ export function selfIndexKeys(key: ItemKey): {
   gsi1sk: string;
   gsi2pk: string;
   gsi2sk: string;
+  gsi3pk: string;
+  gsi3sk: string;
 } {
-  return { gsi1pk: key.pk, gsi1sk: key.sk, gsi2pk: key.pk, gsi2sk: key.sk };
+  return { gsi1pk: key.pk, gsi1sk: key.sk, gsi2pk: key.pk, gsi2sk: key.sk, gsi3pk: key.pk, gsi3sk: key.sk };
 }
 
 /** The task record as stored: the task's fields plus keys, `type`, the agent and the status index. */
@@ -246,6 +273,9 @@ export function taskItem(task: Task): Record<string, unknown> {
     gsi1sk: taskIndexSk(task),
     gsi2pk: statusGsi2pk(task.status),
     gsi2sk: taskIndexSk(task),
+    ...(task.onBehalfOf?.tenant === undefined
+      ? {}
+      : { gsi3pk: tenantTasksGsi3pk(task.onBehalfOf.tenant), gsi3sk: taskIndexSk(task) }),
   };
 }
 
@@ -465,8 +495,8 @@ export function stripKeys(item: Record<string, unknown>): Record<string, unknown
 }
 
 /**
- * The table's definition: `pk`/`sk` strings, GSIs `gsi1` (`gsi1pk`/`gsi1sk`) and `gsi2`
- * (`gsi2pk`/`gsi2sk`, the status index), both projecting all attributes, a `NEW_AND_OLD_IMAGES` stream and on-demand billing. TTL is not part of
+ * The table's definition: `pk`/`sk` strings, GSIs `gsi1` (`gsi1pk`/`gsi1sk`), `gsi2`
+ * (`gsi2pk`/`gsi2sk`, the status index) and `gsi3` (`gsi3pk`/`gsi3sk`, the tenant index), all projecting all attributes, a `NEW_AND_OLD_IMAGES` stream and on-demand billing. TTL is not part of
  * `CreateTable`; {@link ensureTable} enables it on {@link TTL_ATTRIBUTE}.
  */
 export function tableDefinition(tableName: string): CreateTableCommandInput {
@@ -479,6 +509,8 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
       { AttributeName: "gsi1sk", AttributeType: "S" },
       { AttributeName: "gsi2pk", AttributeType: "S" },
       { AttributeName: "gsi2sk", AttributeType: "S" },
+      { AttributeName: "gsi3pk", AttributeType: "S" },
+      { AttributeName: "gsi3sk", AttributeType: "S" },
     ],
     KeySchema: [
       { AttributeName: "pk", KeyType: "HASH" },
@@ -498,6 +530,14 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
         KeySchema: [
           { AttributeName: "gsi2pk", KeyType: "HASH" },
           { AttributeName: "gsi2sk", KeyType: "RANGE" },
+        ],
+        Projection: { ProjectionType: "ALL" },
+      },
+      {
+        IndexName: GSI3,
+        KeySchema: [
+          { AttributeName: "gsi3pk", KeyType: "HASH" },
+          { AttributeName: "gsi3sk", KeyType: "RANGE" },
         ],
         Projection: { ProjectionType: "ALL" },
       },
@@ -538,7 +578,7 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
     throw new Error(`table ${tableName} exists without a NEW_AND_OLD_IMAGES stream; use another table`);
   }
   const indexes = new Set((table.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
-  const missing = [GSI1, GSI2].filter((name) => !indexes.has(name));
+  const missing = [GSI1, GSI2, GSI3].filter((name) => !indexes.has(name));
   if (missing.length > 0) {
     // Adding an index to an old table is not enough: its expiring items lack the new key
     // attributes, which stalls DynamoDB Local's TTL job (see the module comment).

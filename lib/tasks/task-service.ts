@@ -25,7 +25,10 @@ import type { TaskRepository, TemplateStore } from "./repository.js";
 
 /** What the service needs from token verification (implemented by `TokenVerifier`). */
 export interface Verifier {
-  verify(token: string, options?: { kind?: IssuerKind }): Promise<VerifiedIdentity>;
+  verify(
+    token: string,
+    options?: { kind?: IssuerKind; use?: "bearer" | "subject" },
+  ): Promise<VerifiedIdentity>;
 }
 
 /** Who counts as an admin or approver: tokens from `issuer` whose `claim` holds one of `values`. */
@@ -47,10 +50,15 @@ export interface TaskServiceDeps {
   readonly tokens: TaskTokenSender;
   readonly notifier: ApprovalNotifier;
   readonly approvals: ApprovalStore;
-  /** Per-agent vend rate (token bucket); `429 rate_limited` with `Retry-After` when empty. */
-  readonly rateLimiter?: { consume(agent: AgentRef): Promise<void> };
+  /**
+   * Per-agent vend and refresh rates (token buckets); `429 rate_limited` with `Retry-After` when
+   * empty.
+   */
+  readonly rateLimiter?: { consume(agent: AgentRef, bucket?: "vend" | "refresh"): Promise<void> };
   /** The agent registry behind `GET /v1/agents`. */
-  readonly agents?: { recordAgentSeen(agent: AgentRef & { zone: Zone }, at: Date): Promise<void> };
+  readonly agents?: {
+    recordAgentSeen(agent: AgentRef & { zone: Zone }, at: Date, options?: { tenant?: string }): Promise<void>;
+  };
   readonly admins?: readonly RoleRule[];
   readonly approvers?: readonly RoleRule[];
   readonly now?: () => Date;
@@ -157,18 +165,24 @@ export class TaskService {
     } catch (err) {
       deny(err as JitvError, who);
     }
-    // Before the token's jti is consumed: a rate-limited agent retries with the same token.
+    // Before the tokens' jti are consumed: a rate-limited agent retries with the same tokens.
     await this.#d.rateLimiter?.consume(agentRef(agent)).catch((err: JitvError) => deny(err, who));
+    // Both tokens are single-use for vending: the agent's, and the delegation token it was handed.
+    for (const token of subject ? [agent, subject] : [agent]) {
+      if (token.jti === undefined) continue;
+      await this.#d.replay
+        .consume(token.issuer, token.jti, token.expiresAt)
+        .catch((err: JitvError) => deny(err, { ...who, token: token === agent ? "agent" : "subject" }));
+    }
     audit.record({
       event: "vend.allowed",
       ...base,
       ...who,
       taskId,
+      ...(input.purpose === undefined ? {} : { purpose: input.purpose }),
       policies: decision.policies,
       ...policyVersion,
     });
-
-    if (agent.jti !== undefined) await this.#d.replay.consume(agent.issuer, agent.jti, agent.expiresAt);
 
     const now = this.#now();
     // A task awaiting approval lives until its approval deadline; its own life starts at approval.
@@ -196,10 +210,15 @@ export class TaskService {
     const created = await this.#d.tasks
       .create(task, maxActive === undefined ? undefined : { maxActive })
       .catch((err: JitvError) => deny(err, who));
-    if (!created.created) return this.#replayIdempotent(created.task, task, template, options.requestId);
+    if (!created.created)
+      return this.#replayIdempotent(agent, created.task, task, template, options.requestId);
     // Best effort: the registry feeds the inventory, never a decision.
     await this.#d.agents
-      ?.recordAgentSeen({ ...agentRef(agent), zone: agent.zone }, now)
+      ?.recordAgentSeen(
+        { ...agentRef(agent), zone: agent.zone },
+        now,
+        who.tenant ? { tenant: who.tenant } : {},
+      )
       .catch(() => undefined);
 
     // The revocation is scheduled (lifecycle execution + TTL lease) before any credential exists.
@@ -237,7 +256,7 @@ export class TaskService {
    */
   async getTask(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
-    if (!task || !(isOwner(caller, task) || this.isAdmin(caller, task.zone)))
+    if (!task || !(isOwner(caller, task) || this.administers(caller, task)))
       throw new NotFoundError("unknown task");
     const current = { ...task, status: effectiveStatus(task, this.#now()) };
     await this.#authorize("ReadTask", caller, { kind: "task", task: current }, requestId);
@@ -252,6 +271,7 @@ export class TaskService {
     const template = await this.#d.templates.get(task.template);
     if (!template) throw new ConflictError("the task's template no longer exists");
     await this.#authorize("Refresh", caller, { kind: "task", task, template }, requestId);
+    await this.#d.rateLimiter?.consume(agentRef(caller), "refresh");
     const credentials = await this.#issue(task, template, { requestId, fresh: false });
     return { status: 201, task, credentials };
   }
@@ -268,9 +288,8 @@ export class TaskService {
   async revoke(caller: VerifiedIdentity, taskId: string, reason: string, requestId?: string): Promise<Task> {
     if (!this.isAdmin(caller)) throw new ForbiddenError("only admins may revoke tasks");
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
-    if (!task) throw new NotFoundError("unknown task");
-    if (!this.isAdmin(caller, task.zone))
-      throw new ForbiddenError("admins of one trust zone cannot revoke in another");
+    // Outside the admin's reach (another tenant, or a workforce task for a customer-zone admin): unknown.
+    if (!task || !this.administers(caller, task)) throw new NotFoundError("unknown task");
     return this.#end(task, "revoked", reason, requestId, { revokedBy: caller.id }, () =>
       this.#authorize("Revoke", caller, { kind: "task", task }, requestId),
     );
@@ -297,7 +316,7 @@ export class TaskService {
     }
     const ttlSeconds = task.ttlSeconds ?? template?.ttl.defaultSeconds ?? 900;
     const expiresAt = new Date(this.#now().getTime() + ttlSeconds * 1000).toISOString();
-    const active = await this.#d.approvals.activate(task.taskId, expiresAt);
+    const active = await this.#d.approvals.activate(task, expiresAt);
     if (active) {
       this.#auditTask("task.approved", active, requestId, { approvals: approvals.length });
       if (active.approvalToken) {
@@ -341,8 +360,13 @@ export class TaskService {
     if (!this.isApprover(caller)) throw new ForbiddenError("only approvers may decide on tasks");
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
     if (!task) throw new NotFoundError("unknown task");
-    if (caller.zone !== task.zone)
-      throw new ForbiddenError("approvers of one trust zone cannot decide in another");
+    if (!inReach(caller, task, false)) {
+      // A task the caller cannot even read is unknown to it; one it administers is only not theirs to approve.
+      if (!this.administers(caller, task)) throw new NotFoundError("unknown task");
+      throw new ForbiddenError(
+        "approvers decide only on tasks of their own zone (and, customer zone, tenant)",
+      );
+    }
     const self =
       (caller.issuer === task.agent.issuer && caller.id === task.agent.id) ||
       (task.onBehalfOf !== undefined &&
@@ -356,16 +380,40 @@ export class TaskService {
   }
 
   /**
-   * `ListTasks` / `ListAgents` on the caller's own zone, decided by Cedar (after the admin
-   * routes' own admins check).
-   * @throws ForbiddenError naming the policies when Cedar denies
+   * What an admin's `ListTasks` / `ListAgents` covers, each zone decided by Cedar (after the admin
+   * routes' own admins check): a workforce admin every zone Cedar allows, a customer-zone admin
+   * its own tenant of the customer zone. The listing then reads only that scope.
+   * @throws ForbiddenError naming the policies when Cedar denies every zone, or the caller
+   *   administers nothing (a customer-zone admin token without a tenant)
    */
-  async authorizeInventory(
+  async inventoryScope(
     caller: VerifiedIdentity,
     action: "ListTasks" | "ListAgents",
     requestId?: string,
-  ): Promise<void> {
-    await this.#authorize(action, caller, { kind: "zone", zone: caller.zone }, requestId);
+  ): Promise<InventoryScope> {
+    if (caller.zone === "customer") {
+      if (caller.tenant === undefined)
+        throw new ForbiddenError("a customer-zone admin token needs a tenant claim");
+      await this.#authorize(
+        action,
+        caller,
+        { kind: "zone", zone: "customer", tenant: caller.tenant },
+        requestId,
+      );
+      return { zone: "customer", tenant: caller.tenant };
+    }
+    // The workforce zone decides whether the admin may list at all; the customer zone only widens it.
+    await this.#authorize(action, caller, { kind: "zone", zone: "workforce" }, requestId);
+    const customer = await this.#authorize(
+      action,
+      caller,
+      { kind: "zone", zone: "customer" },
+      requestId,
+    ).then(
+      () => true,
+      () => false,
+    );
+    return customer ? {} : { zone: "workforce" };
   }
 
   /** The `Jitv::Role`s the issuers file's rules grant an identity: `admin`, `approver`. */
@@ -412,9 +460,17 @@ export class TaskService {
     return this.#d.verifier.verify(token);
   }
 
-  /** An admin by the issuers file's `admins` rules; with `zone`, an admin of that trust zone. */
-  isAdmin(identity: VerifiedIdentity, zone?: Zone): boolean {
-    return matchesRole(identity, this.#d.admins) && (zone === undefined || identity.zone === zone);
+  /** An admin by the issuers file's `admins` rules (of some reach: see {@link TaskService.administers}). */
+  isAdmin(identity: VerifiedIdentity): boolean {
+    return matchesRole(identity, this.#d.admins);
+  }
+
+  /**
+   * True when `identity` is an admin whose reach covers `task` (CONTRACT.md section 2): a
+   * workforce admin every task, a customer-zone admin the customer-zone tasks of its own tenant.
+   */
+  administers(identity: VerifiedIdentity, task: Task): boolean {
+    return this.isAdmin(identity) && inReach(identity, task, true);
   }
 
   async #owned(caller: VerifiedIdentity, taskId: string): Promise<Task> {
@@ -462,23 +518,48 @@ export class TaskService {
     }
     if (subjectToken === undefined)
       throw new InvalidRequestError("subjectToken is required for this template");
-    const subject = await this.#d.verifier.verify(subjectToken, { kind: "user" });
+    const subject = await this.#d.verifier.verify(subjectToken, { kind: "user", use: "subject" });
     if (subject.zone !== template.zone)
       throw new ForbiddenError("the subject token is not from a customer-zone issuer");
     if (subject.tenant === undefined) throw new ForbiddenError("the subject token has no tenant claim");
-    // An RFC 8693 exchanged token names its actor: it must be this agent, not another one.
-    if (subject.actor !== undefined && subject.actor !== agent.subject && subject.actor !== agent.id) {
+    // A delegation token names its actor (RFC 8693 `act`): it must be this agent, not another one.
+    // (A token of the profile's delegation audience has no `act`; the verifier checked the audience.)
+    const actor = subject.actor;
+    if (
+      actor !== undefined &&
+      (actor.sub !== agent.subject || (actor.iss !== undefined && actor.iss !== agent.issuer))
+    ) {
       throw new ForbiddenError("the subject token was issued to another actor");
     }
     assertSafeIdentityValue("tenant", subject.tenant);
     return subject;
   }
 
-  async #replayIdempotent(existing: Task, requested: Task, template: TaskTemplate, requestId?: string) {
-    if (existing.template !== requested.template) {
-      throw new ConflictError("Idempotency-Key was already used for a different template");
+  /**
+   * A replayed Idempotency-Key: the same task, only for the same request (template, parameters,
+   * user and tenant; else `409`), and only when Cedar still allows it, as for a refresh.
+   */
+  async #replayIdempotent(
+    agent: VerifiedIdentity,
+    existing: Task,
+    requested: Task,
+    template: TaskTemplate,
+    requestId?: string,
+  ) {
+    if (!sameRequest(existing, requested)) {
+      throw new ConflictError(
+        "Idempotency-Key was already used for a different request (template, parameters, user or tenant)",
+      );
     }
     const status = effectiveStatus(existing, this.#now());
+    if (status === "pending_approval" || status === "active") {
+      await this.#authorize(
+        status === "active" ? "Refresh" : "ReadTask",
+        agent,
+        { kind: "task", task: existing, template },
+        requestId,
+      );
+    }
     if (status === "pending_approval") return { status: 202 as const, task: existing };
     if (status !== "active") throw new ConflictError(`the task for this Idempotency-Key is ${status}`);
     // The first request may still be scheduling the lifecycle: make sure it is (idempotent by
@@ -522,6 +603,37 @@ export class TaskService {
 
 function agentRef(agent: VerifiedIdentity) {
   return { issuer: agent.issuer, id: agent.id };
+}
+
+/** What an admin's listing covers: no field, everything; `zone`/`tenant` narrow it. */
+export interface InventoryScope {
+  readonly zone?: Zone;
+  readonly tenant?: string;
+}
+
+/**
+ * Whether a staff identity's zone (and, customer zone, tenant) reaches `task`. Workforce admins
+ * (`crossZones`) reach every zone; workforce approvers only workforce tasks; customer-zone staff
+ * only delegated tasks of the tenant named in their own token.
+ */
+function inReach(identity: VerifiedIdentity, task: Task, crossZones: boolean): boolean {
+  if (identity.zone === "workforce") return crossZones || task.zone === "workforce";
+  return (
+    task.zone === "customer" && identity.tenant !== undefined && task.onBehalfOf?.tenant === identity.tenant
+  );
+}
+
+/** A replay asks for the same thing: template, parameters, the user and tenant it acts for. */
+function sameRequest(a: Task, b: Task): boolean {
+  const params = (t: Task) =>
+    JSON.stringify(Object.entries(t.parameters ?? {}).sort(([x], [y]) => x.localeCompare(y)));
+  return (
+    a.template === b.template &&
+    params(a) === params(b) &&
+    a.onBehalfOf?.issuer === b.onBehalfOf?.issuer &&
+    a.onBehalfOf?.user === b.onBehalfOf?.user &&
+    a.onBehalfOf?.tenant === b.onBehalfOf?.tenant
+  );
 }
 
 function approverKey(identity: VerifiedIdentity): string {

@@ -32,7 +32,12 @@ describe("readDeployConfig", () => {
       logRetentionDays: 365,
       lifecycleConcurrency: 10,
     });
-    expect(config.issuers.issuers.map((i) => i.name)).toEqual(["github-actions", "workforce-idp"]);
+    expect(config.issuers.issuers.map((i) => i.name)).toEqual([
+      "github-actions",
+      "support-agents",
+      "workforce-idp",
+      "customer-idp",
+    ]);
     expect(config.allowedRoleArns).toBeUndefined();
     expect(config.wafAclArn).toBeUndefined();
   });

@@ -20,13 +20,14 @@ async function freePort(): Promise<number> {
 
 describe("Cedar policies in the sandbox", () => {
   let sandbox: Sandbox;
-  const token = (name: string) => {
+  const token = (name: string, forAgent?: string) => {
     const client = sandbox.state.clients[name];
     if (!client) throw new Error(name);
     return fetchClientCredentialsToken({
-      tokenEndpoint: client.tokenEndpoint,
+      tokenEndpoint: (forAgent === undefined ? client.tokenEndpoint : client.delegationEndpoint) ?? "",
       clientId: name,
       clientSecret: client.secret,
+      ...(forAgent === undefined ? {} : { actor: forAgent }),
     });
   };
   const vend = async (as: string, body: Record<string, unknown>) => {
@@ -71,14 +72,14 @@ describe("Cedar policies in the sandbox", () => {
     const body = {
       template: "tenant-reports-read",
       parameters: { prefix: "q3" },
-      subjectToken: await token("alice"),
+      subjectToken: await token("alice", "support-agent"),
     };
     const refused = await vend("support-agent", body);
     expect(refused.status).toBe(403);
     expect(refused.json.error?.message).toContain("customer-vend-requires-purpose");
     const allowed = await vend("support-agent", {
       ...body,
-      subjectToken: await token("alice"),
+      subjectToken: await token("alice", "support-agent"),
       purpose: "answer a ticket",
     });
     expect(allowed.status).toBe(201);

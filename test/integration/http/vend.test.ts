@@ -170,6 +170,8 @@ async function call(
 }
 
 const agentToken = (sub = "agent-a", claims: Record<string, unknown> = {}) => agents.sign({ sub, ...claims });
+/** A user's delegation token for support-bot (RFC 8693 `act`), as the contract requires of a subjectToken. */
+const delegated = (claims: Record<string, unknown>) => users.sign({ act: { sub: "support-bot" }, ...claims });
 const vend = async (body: unknown, token?: string, headers?: Record<string, string>) =>
   call("POST", "/v1/tasks", { token: token ?? (await agentToken()), body, ...(headers ? { headers } : {}) });
 
@@ -235,7 +237,7 @@ describe("POST /v1/tasks", () => {
   });
 
   it("vends for a customer-facing agent on behalf of a user, binding the user's tenant", async () => {
-    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+    const subjectToken = await delegated({ sub: "alice", tenant: "acme" });
     const token = await customerAgents.sign({ sub: "support-bot" });
     const res = await vend({ template: "tenant-read", subjectToken }, token);
     expect(res.status).toBe(201);
@@ -334,7 +336,7 @@ describe("POST /v1/tasks", () => {
     "answers 403 for an unsafe tenant claim %j and never renders it",
     async (tenant) => {
       const before = sandboxBroker.requests.length;
-      const subjectToken = await users.sign({ sub: "mallory", tenant });
+      const subjectToken = await delegated({ sub: "mallory", tenant });
       const res = await vend(
         { template: "tenant-read", subjectToken },
         await customerAgents.sign({ sub: "support-bot" }),
@@ -359,7 +361,7 @@ describe("POST /v1/tasks", () => {
   });
 
   it("answers 403 for a subject token from the other trust zone's user issuer", async () => {
-    const workforceUser = await staff.sign({ sub: "alice", tenant: "acme" });
+    const workforceUser = await staff.sign({ sub: "alice", tenant: "acme", act: { sub: "support-bot" } });
     const res = await vend(
       { template: "tenant-read", subjectToken: workforceUser },
       await customerAgents.sign({ sub: "support-bot" }),
@@ -369,13 +371,13 @@ describe("POST /v1/tasks", () => {
 
   it("answers 401 for a user token minted for another audience, and 403 for a missing tenant claim", async () => {
     const agentToken = () => customerAgents.sign({ sub: "support-bot" });
-    const otherAudience = await users.sign({ sub: "alice", tenant: "acme", aud: "another-app" });
+    const otherAudience = await delegated({ sub: "alice", tenant: "acme", aud: "another-app" });
     expectError(
       await vend({ template: "tenant-read", subjectToken: otherAudience }, await agentToken()),
       401,
       "invalid_token",
     );
-    const noTenant = await users.sign({ sub: "alice" });
+    const noTenant = await delegated({ sub: "alice" });
     expectError(
       await vend({ template: "tenant-read", subjectToken: noTenant }, await agentToken()),
       403,
@@ -398,7 +400,7 @@ describe("POST /v1/tasks", () => {
   });
 
   it("answers 403 when a workforce agent asks for a customer-zone template", async () => {
-    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+    const subjectToken = await delegated({ sub: "alice", tenant: "acme" });
     const res = await vend({ template: "tenant-read", subjectToken }, await agentToken());
     expectError(res, 403, "forbidden");
   });
@@ -453,7 +455,7 @@ describe("POST /v1/tasks", () => {
   it("never logs tokens or credentials", async () => {
     const token = await agentToken();
     const ok = await vend({ template: "reports-read", parameters: { prefix: "a" } }, token);
-    const subjectToken = await users.sign({ sub: "alice", tenant: "*" });
+    const subjectToken = await delegated({ sub: "alice", tenant: "*" });
     await vend({ template: "tenant-read", subjectToken }, await customerAgents.sign({ sub: "support-bot" }));
     const logs = logLines.join("\n");
     expect(ok.status).toBe(201);
@@ -478,16 +480,22 @@ describe("GET /v1/tasks/{id}", () => {
     expectError(malformed, 404, "not_found");
   });
 
-  it("lets an admin read any task of the admin's trust zone, and no other", async () => {
-    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+  it("lets a customer-zone admin read its own tenant's tasks, and no other", async () => {
+    const subjectToken = await delegated({ sub: "alice", tenant: "acme" });
     const customer = await vend(
       { template: "tenant-read", subjectToken },
       await customerAgents.sign({ sub: "support-bot" }),
     );
-    const admin = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });
+    const admin = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "acme" });
     const read = await call("GET", `/v1/tasks/${customer.json.taskId}`, { token: admin });
     expect(read.status).toBe(200);
-    const notAdmin = await users.sign({ sub: "eve", groups: ["staff"], tenant: "ops" });
+    const otherTenant = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });
+    expectError(
+      await call("GET", `/v1/tasks/${customer.json.taskId}`, { token: otherTenant }),
+      404,
+      "not_found",
+    );
+    const notAdmin = await users.sign({ sub: "eve", groups: ["staff"], tenant: "acme" });
     expectError(
       await call("GET", `/v1/tasks/${customer.json.taskId}`, { token: notAdmin }),
       404,
@@ -603,20 +611,25 @@ unless { context has sourceIp && context.sourceIp.isInRange(ip("10.0.0.0/8")) };
 });
 
 describe("admin inventory", () => {
-  it("lists an admin's zone's active tasks and agents; refuses others", async () => {
-    const subjectToken = await users.sign({ sub: "alice", tenant: "acme" });
+  it("lists a customer-zone admin's tenant's active tasks and agents; refuses others", async () => {
+    const subjectToken = await delegated({ sub: "alice", tenant: "acme" });
     const vended = await vend(
       { template: "tenant-read", subjectToken },
       await customerAgents.sign({ sub: "support-bot" }),
     );
-    const admin = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });
+    const admin = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "acme" });
     const tasks = await call("GET", "/v1/tasks", { token: admin });
     expect(tasks.status).toBe(200);
     const ids = tasks.json.tasks.map((t: { taskId: string }) => t.taskId);
     expect(ids).toContain(vended.json.taskId);
     expect(
-      tasks.json.tasks.every((t: { agent: { issuer: string } }) => t.agent.issuer === customerAgents.issuer),
+      tasks.json.tasks.every(
+        (t: { agent: { issuer: string }; onBehalfOf: { tenant: string } }) =>
+          t.agent.issuer === customerAgents.issuer && t.onBehalfOf.tenant === "acme",
+      ),
     ).toBe(true);
+    const otherTenant = await users.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });
+    expect((await call("GET", "/v1/tasks", { token: otherTenant })).json.tasks).toEqual([]);
     const agentsList = await call("GET", "/v1/agents", { token: admin });
     expect(agentsList.json.agents).toEqual(
       expect.arrayContaining([

@@ -150,6 +150,8 @@ describe("DynamoRevocationStore", () => {
       gsi1sk: key.sk,
       gsi2pk: key.pk,
       gsi2sk: key.sk,
+      gsi3pk: key.pk,
+      gsi3sk: key.sk,
       type: "lease",
       leaseKind: "prune",
       roleArn: role,

@@ -207,8 +207,43 @@ describe("local issuer", () => {
     }
   });
 
+  it("mints a user's delegation token for one customer-facing agent, carrying act", async () => {
+    const users = local.issuers.users;
+    const token = await fetchClientCredentialsToken({
+      tokenEndpoint: users.delegationEndpoint as string,
+      clientId: ALICE.id,
+      clientSecret: ALICE.secret,
+      actor: SUPPORT_BOT.id,
+    });
+    const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(users.jwksUri)), {
+      issuer: users.issuer,
+      audience: local.audience,
+      algorithms: ["ES256"],
+    });
+    expect(protectedHeader.typ).toBe("at+jwt");
+    expect(payload).toMatchObject({
+      sub: ALICE.id,
+      tenant: ALICE.tenant,
+      act: { sub: SUPPORT_BOT.id, iss: local.issuers.customerAgents.issuer },
+      jti: expect.any(String),
+    });
+    expect(payload.groups).toBeUndefined();
+    const request = {
+      tokenEndpoint: users.delegationEndpoint as string,
+      clientId: ALICE.id,
+      actor: SUPPORT_BOT.id,
+    };
+    await expect(fetchClientCredentialsToken({ ...request, clientSecret: "wrong" })).rejects.toMatchObject({
+      status: 401,
+      oauthError: "invalid_client",
+    });
+    await expect(
+      fetchClientCredentialsToken({ ...request, clientSecret: ALICE.secret, actor: AGENT.id }),
+    ).rejects.toMatchObject({ status: 400, oauthError: "invalid_request" });
+  });
+
   it("describes itself as an issuers file the issuer-profile loader accepts", () => {
-    const config = parseIssuerConfig(localIssuerProfiles(local));
+    const config = parseIssuerConfig(localIssuerProfiles(local, [ALICE.tenant]));
     const users = local.issuers.users.issuer;
     expect(config.issuers.map((p) => [p.name, p.issuer, p.jwksUri, p.kind, p.zone])).toEqual([
       [
@@ -236,6 +271,7 @@ describe("local issuer", () => {
         clockToleranceSeconds: 30,
       });
     }
+    expect(config.issuers[2]?.tenants).toEqual([ALICE.tenant]);
     expect(config.issuers[2]?.claims).toEqual({
       agent: "sub",
       user: "sub",
@@ -333,7 +369,7 @@ describe("local issuer lifecycle", () => {
         algorithms: ["ES256"],
       });
       expect(payload.sub).toBe(AGENT.id);
-      expect(parseIssuerConfig(localIssuerProfiles(local)).issuers[0]?.audiences).toEqual([
+      expect(parseIssuerConfig(localIssuerProfiles(local, [ALICE.tenant])).issuers[0]?.audiences).toEqual([
         "https://jitv.example",
       ]);
     } finally {

@@ -55,6 +55,7 @@ beforeAll(async () => {
       return found;
     },
     isAdmin: (who) => who.groups.includes("jitv-admins"),
+    scope: async () => ({}),
     inventory,
     now: () => new Date(NOW),
   });

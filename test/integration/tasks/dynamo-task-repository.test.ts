@@ -97,6 +97,8 @@ describe("DynamoTaskRepository create/get", () => {
       gsi1sk: leaseKey(task.taskId).sk,
       gsi2pk: leaseKey(task.taskId).pk,
       gsi2sk: leaseKey(task.taskId).sk,
+      gsi3pk: leaseKey(task.taskId).pk,
+      gsi3sk: leaseKey(task.taskId).sk,
       type: "lease",
       leaseKind: "task",
       taskId: task.taskId,

@@ -309,29 +309,105 @@ describe("CedarAuthorizer.authorize: other actions", () => {
     }
   });
 
-  it("gives admins power in their own zone only", async () => {
+  it("keeps customer-zone admins in their own zone and tenant", async () => {
     const { authz } = authorizer();
     const admin = { identity: user("admin", "jitv"), roles: ["admin"] };
 
-    expect(await authz.authorize("ListTasks", admin, { kind: "zone", zone: "customer" })).toMatchObject({
-      allowed: true,
-      policies: ["zone-admins"],
+    expect(
+      await authz.authorize("ListTasks", admin, { kind: "zone", zone: "customer", tenant: "jitv" }),
+    ).toMatchObject({ allowed: true, policies: ["zone-admins"] });
+    // A listing not scoped to its tenant, or scoped to another, is beyond it.
+    for (const tenant of [undefined, "acme"]) {
+      expect(
+        await authz.authorize("ListTasks", admin, {
+          kind: "zone",
+          zone: "customer",
+          ...(tenant ? { tenant } : {}),
+        }),
+      ).toMatchObject({ allowed: false, policies: ["customer-tenant-boundary"] });
+    }
+    const acmeTask = task({
+      zone: "customer",
+      onBehalfOf: { issuer: "https://users.example", user: "alice", tenant: "acme" },
     });
+    expect(await authz.authorize("ReadTask", admin, { kind: "task", task: acmeTask })).toMatchObject({
+      allowed: false,
+      policies: ["customer-tenant-boundary"],
+    });
+    // Workforce tasks have no tenant: both boundaries refuse.
     expect(await authz.authorize("ListTasks", admin, { kind: "zone", zone: "workforce" })).toMatchObject({
       allowed: false,
-      policies: ["zone-boundary"],
+      policies: ["zone-boundary", "customer-tenant-boundary"],
     });
     expect(await authz.authorize("Revoke", admin, { kind: "task", task: task() })).toMatchObject({
       allowed: false,
-      policies: ["zone-boundary"],
+      policies: ["zone-boundary", "customer-tenant-boundary"],
     });
     expect(
       await authz.authorize(
         "ListAgents",
         { identity: user("alice", "acme") },
-        { kind: "zone", zone: "customer" },
+        { kind: "zone", zone: "customer", tenant: "acme" },
       ),
     ).toMatchObject({ allowed: false, reason: "no policy permits this request" });
+  });
+
+  it("lets workforce admins read, list and revoke in every zone, but approve nowhere else", async () => {
+    const { authz } = authorizer();
+    const root = user("root", undefined, { zone: "workforce" });
+    const customerTask = task({
+      zone: "customer",
+      status: "pending_approval",
+      onBehalfOf: { issuer: "https://users.example", user: "alice", tenant: "acme" },
+    });
+    for (const action of ["ReadTask", "Revoke"] as const) {
+      expect(
+        await authz.authorize(
+          action,
+          { identity: root, roles: ["admin"] },
+          { kind: "task", task: customerTask },
+        ),
+      ).toMatchObject({ allowed: true, policies: ["zone-admins"] });
+    }
+    expect(
+      await authz.authorize(
+        "ListAgents",
+        { identity: root, roles: ["admin"] },
+        { kind: "zone", zone: "customer" },
+      ),
+    ).toMatchObject({ allowed: true });
+    expect(
+      await authz.authorize(
+        "Approve",
+        { identity: root, roles: ["admin", "approver"] },
+        { kind: "task", task: customerTask },
+      ),
+    ).toMatchObject({ allowed: false, policies: ["zone-boundary"] });
+    // A workforce identity that is no admin crosses nothing.
+    expect(
+      await authz.authorize(
+        "ReadTask",
+        { identity: root, roles: ["approver"] },
+        { kind: "task", task: customerTask },
+      ),
+    ).toMatchObject({ allowed: false, policies: ["zone-boundary"] });
+  });
+
+  it("keeps the tenant boundary against a stored permit-all", async () => {
+    const { authz } = authorizer('@id("permit-all") permit (principal, action, resource);');
+    const acmeTask = task({
+      zone: "customer",
+      onBehalfOf: { issuer: "https://users.example", user: "alice", tenant: "acme" },
+    });
+    for (const action of ["ReadTask", "Revoke"] as const) {
+      expect(
+        await authz.authorize(
+          action,
+          { identity: user("eve", "globex"), roles: ["admin"] },
+          { kind: "task", task: acmeTask },
+        ),
+      ).toMatchObject({ allowed: false, policies: ["customer-tenant-boundary"] });
+    }
   });
 
   it("lets approvers approve a pending task, but not the user it acts for", async () => {
@@ -346,10 +422,17 @@ describe("CedarAuthorizer.authorize: other actions", () => {
     expect(
       await authz.authorize(
         "Approve",
-        { identity: user("carol", "jitv"), roles: ["approver"] },
+        { identity: user("carol", "acme"), roles: ["approver"] },
         { kind: "task", task: pending },
       ),
     ).toMatchObject({ allowed: true, policies: ["zone-approvers"] });
+    expect(
+      await authz.authorize(
+        "Approve",
+        { identity: user("carol", "globex"), roles: ["approver"] },
+        { kind: "task", task: pending },
+      ),
+    ).toMatchObject({ allowed: false, policies: ["customer-tenant-boundary"] });
     expect(
       await authz.authorize(
         "Approve",
@@ -360,7 +443,7 @@ describe("CedarAuthorizer.authorize: other actions", () => {
     expect(
       await authz.authorize(
         "Approve",
-        { identity: user("carol", "jitv"), roles: ["approver"] },
+        { identity: user("carol", "acme"), roles: ["approver"] },
         { kind: "task", task: { ...pending, status: "active" } },
       ),
     ).toMatchObject({ allowed: false, reason: "no policy permits this request" });
@@ -422,7 +505,7 @@ describe("CedarAuthorizer: the built-in baseline and stored sets", () => {
       await authz.authorize(
         "ListAgents",
         { identity: user("admin", "jitv"), roles: ["admin"] },
-        { kind: "zone", zone: "customer" },
+        { kind: "zone", zone: "customer", tenant: "jitv" },
       ),
     ).toMatchObject({ allowed: true, policies: ["zone-admins"] });
   });

@@ -17,6 +17,7 @@ describe("examples/policies", () => {
   it("has a built-in baseline that validates against the schema", () => {
     expect(validatePolicySet(BASELINE_POLICIES).map((p) => p.id)).toEqual([
       "zone-boundary",
+      "customer-tenant-boundary",
       "owner-agent-task-actions",
       "zone-admins",
       "zone-approvers",

@@ -111,7 +111,7 @@ describe("StsBroker", () => {
     const expected = {
       RoleArn: ROLE_ARN,
       RoleSessionName: "tsk_01",
-      SourceIdentity: "repo-org-repo-ref-refs-heads-main",
+      SourceIdentity: "repo-org-repo-ref-refs-heads-main-746a08af312cd7ed",
       Policy: POLICY,
       Tags: [
         { Key: "jitv:task", Value: "tsk_01" },

@@ -1,4 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: IAM policy variables such as ${aws:username} are test data here, not template literals
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ForbiddenError, InvalidRequestError } from "../../../lib/domain/errors.js";
 import {
@@ -377,6 +379,163 @@ describe("lintTemplate", () => {
 
     expect(err).toBeInstanceOf(InvalidRequestError);
     expect(err.message).toContain(message);
+  });
+
+  describe("wildcards in the same path segment as an identity placeholder", () => {
+    const customer = (resources: string[], extra: Record<string, unknown> = {}) =>
+      template({ parameters: undefined, sessionPolicy: policyWith(resources, extra) });
+    const refusal = (name: string) =>
+      `a wildcard (* or ?) in the same path segment as {{${name}}} would let one ${name} value match others (e.g. acme matching acme-corp); put a "/" between them, as in {{${name}}}/* (":" does not separate: ${name} values may contain it)`;
+
+    it.each([
+      // Right beside the placeholder.
+      ["{{tenant}}*", "arn:aws:s3:::reports/{{tenant}}*", "tenant"],
+      ["{{tenant}}?", "arn:aws:s3:::reports/{{tenant}}?/x", "tenant"],
+      ["{{user}}*", "arn:aws:s3:::home/{{user}}*", "user"],
+      ["{{agent}}*", "arn:aws:s3:::agents/{{agent}}*", "agent"],
+      ["{{task}}?", "arn:aws:s3:::tasks/{{task}}?", "task"],
+      ["*{{tenant}}", "arn:aws:s3:::reports/*{{tenant}}/x", "tenant"],
+      ["?{{user}}", "arn:aws:s3:::home/?{{user}}/x", "user"],
+      ["*{{agent}}", "arn:aws:s3:::agents/x-*{{agent}}", "agent"],
+      ["*{{task}}", "arn:aws:s3:::tasks/*{{task}}", "task"],
+      // Further along the same segment: acme would reach acme-corp, corp would reach acme-corp.
+      ["{{tenant}}-*", "arn:aws:s3:::reports/{{tenant}}-*", "tenant"],
+      ["bucket-{{tenant}}-*", "arn:aws:s3:::bucket-{{tenant}}-*", "tenant"],
+      ["{{tenant}}-? before a /", "arn:aws:s3:::reports/{{tenant}}-?/x", "tenant"],
+      ["*-{{tenant}}", "arn:aws:s3:::reports/*-{{tenant}}", "tenant"],
+      ["*-{{tenant}} before a /", "arn:aws:s3:::reports/*-{{tenant}}/x", "tenant"],
+      ["{{user}}.x* in the last segment", "arn:aws:s3:::home/{{user}}.x*", "user"],
+      ["{{agent}}_?", "arn:aws:s3:::agents/{{agent}}_?/logs", "agent"],
+      ["*{{task}} in the first segment", "*-{{task}}/x", "task"],
+      ["x*y{{tenant}}", "arn:aws:s3:::reports/x*y{{tenant}}/z", "tenant"],
+      // ":" is not a separator: tenant values may contain it.
+      ["{{tenant}}:*", "arn:aws:s3:::reports/{{tenant}}:*", "tenant"],
+      ["a region wildcard in a colon-only ARN", "arn:aws:sqs:*:123456789012:{{tenant}}-queue", "tenant"],
+      ["*:{{user}}", "arn:aws:sqs:us-east-1:*:{{user}}", "user"],
+      ["a log group's :* tail", "arn:aws:logs:us-east-1:123456789012:log-group:/app/{{tenant}}:*", "tenant"],
+      // IAM's ${…} neither hides a wildcard nor splits a segment.
+      ["a wildcard after ${?}", "arn:aws:s3:::reports/{{tenant}}${?}*", "tenant"],
+      ["a / inside an IAM variable", "arn:aws:s3:::reports/*${aws:PrincipalTag/team}{{tenant}}", "tenant"],
+      ["a wildcard beside an IAM variable", "arn:aws:s3:::home/${aws:username}*{{user}}/x", "user"],
+      [
+        "a wildcard inside an IAM variable's default",
+        "arn:aws:s3:::r/{{tenant}}${aws:username, '*'}",
+        "tenant",
+      ],
+      // The first identity placeholder of the segment is named.
+      ["two identity placeholders in one segment", "arn:aws:s3:::r/{{agent}}-{{tenant}}-*", "agent"],
+    ])("refuses %s in a resource, naming the placeholder", (_what, resource, name) => {
+      const err = thrown(() => lintTemplate(customer([resource])));
+
+      expect(err).toBeInstanceOf(InvalidRequestError);
+      expect(err.message).toBe(`sessionPolicy.Statement[0].Resource[0]: ${refusal(name)}`);
+    });
+
+    it("refuses a parameter's wildcard in an identity placeholder's segment", () => {
+      // Tenant acme with prefix q3 would reach tenant acme-q3x's resources.
+      const t = template({
+        sessionPolicy: policyWith(["arn:aws:s3:::reports/{{tenant}}-{{params.prefix}}*"]),
+      });
+
+      expect(() => lintTemplate(t)).toThrow(
+        new InvalidRequestError(`sessionPolicy.Statement[0].Resource[0]: ${refusal("tenant")}`),
+      );
+    });
+
+    it.each([
+      ["{{tenant}}*", "{{tenant}}*"],
+      ["{{tenant}}-*", "{{tenant}}-*"],
+      ["*-{{tenant}}/", "shared/*-{{tenant}}/"],
+    ])("refuses %s in a condition value", (_what, prefix) => {
+      const t = customer(["arn:aws:s3:::reports"], {
+        Condition: { StringLike: { "s3:prefix": ["shared/", prefix] } },
+      });
+
+      expect(() => lintTemplate(t)).toThrow(
+        new InvalidRequestError(
+          `sessionPolicy.Statement[0].Condition.StringLike.s3:prefix[1]: ${refusal("tenant")}`,
+        ),
+      );
+    });
+
+    it("refuses a wildcard in any segment holding a placeholder that appears twice", () => {
+      expect(() => lintTemplate(customer(["arn:aws:s3:::r/{{tenant}}/{{tenant}}-*"]))).toThrow(
+        /same path segment as \{\{tenant\}\}/,
+      );
+      expect(() =>
+        lintTemplate(customer(["arn:aws:s3:::r/{{agent}}/x", "arn:aws:s3:::r/x-{{agent}}-?"])),
+      ).toThrow(/Resource\[1\]: a wildcard \(\* or \?\) in the same path segment as \{\{agent\}\}/);
+    });
+
+    it.each([
+      "arn:aws:s3:::reports/{{tenant}}/*",
+      "arn:aws:s3:::reports/*/{{tenant}}/*",
+      "arn:aws:s3:::reports/*-x/{{tenant}}/?",
+      "arn:aws:s3:::reports/{{tenant}}/{{params.prefix}}*",
+      "arn:aws:s3:::reports/{{tenant}}/{{params.prefix}}/*",
+      "arn:aws:s3:::bucket-{{tenant}}",
+      "arn:aws:s3:::bucket-{{tenant}}/*",
+      "arn:aws:s3:::bucket-{{tenant}}-data/{{user}}/*",
+      "arn:aws:dynamodb:*:*:table/{{tenant}}",
+      "arn:aws:dynamodb:*:123456789012:table/{{tenant}}-sessions/index/*",
+      "arn:aws:logs:*:*:log-group:/app/{{tenant}}/service:*",
+      "arn:aws:sqs:us-east-1:123456789012:{{tenant}}-queue",
+      "arn:aws:s3:::reports/{{user}}/${*}",
+      "arn:aws:s3:::reports/${?}{{agent}}/x",
+      "arn:aws:s3:::reports/{{tenant}}-${*}-${?}-${$}/*",
+      "arn:aws:s3:::home/${aws:username}/{{agent}}/*",
+      "arn:aws:s3:::home/${aws:username}-{{user}}/*",
+      "arn:aws:s3:::teams/${aws:PrincipalTag/team}/{{tenant}}/*",
+      "arn:aws:s3:::*",
+      "*",
+    ])("accepts %s", (resource) => {
+      const t = template({ sessionPolicy: policyWith([resource]) });
+
+      expect(() => lintTemplate(t)).not.toThrow();
+    });
+
+    it("renders the forms it accepts, IAM's escapes and variables untouched", () => {
+      const t = template({
+        sessionPolicy: policyWith([
+          "arn:aws:s3:::bucket-{{tenant}}/*",
+          "arn:aws:s3:::reports/{{tenant}}/{{params.prefix}}/*",
+          "arn:aws:dynamodb:*:*:table/{{tenant}}",
+          "arn:aws:s3:::home/${aws:username}-{{user}}/${*}",
+        ]),
+      });
+
+      expect(JSON.parse(renderSessionPolicy(t, values)).Statement[0].Resource).toStrictEqual([
+        "arn:aws:s3:::bucket-acme/*",
+        "arn:aws:s3:::reports/acme/q3/*",
+        "arn:aws:dynamodb:*:*:table/acme",
+        "arn:aws:s3:::home/${aws:username}-alice/${*}",
+      ]);
+    });
+
+    it.each([
+      ["{{tenant}}*", "arn:aws:s3:::reports/{{tenant}}*"],
+      ["{{tenant}}-*", "arn:aws:s3:::reports/{{tenant}}-*"],
+      ["*-{{tenant}}", "arn:aws:s3:::reports/*-{{tenant}}/x"],
+      ["{{tenant}}:*", "arn:aws:s3:::reports/{{tenant}}:*"],
+    ])("refuses to render %s in a template stored before lint refused it", (_what, resource) => {
+      const t = customer([resource]);
+
+      expect(() => renderSessionPolicy(t, values)).toThrow(
+        new InvalidRequestError(`sessionPolicy.Statement[0].Resource[0]: ${refusal("tenant")}`),
+      );
+    });
+
+    it("passes every example template", () => {
+      const dir = resolve(import.meta.dirname, "../../../examples/templates");
+      const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
+
+      expect(files.length).toBeGreaterThan(0);
+      for (const file of files) {
+        const example = parseTemplate(JSON.parse(readFileSync(join(dir, file), "utf8")));
+
+        expect(() => lintTemplate(example), file).not.toThrow();
+      }
+    });
   });
 
   it("refuses a template that can never fit STS's session policy limit", () => {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { InternalError, InvalidRequestError } from "../../../lib/domain/errors.js";
 import type { AssumeRoleRequest, SessionTag } from "../../../lib/domain/sts.js";
@@ -60,31 +61,56 @@ function request(overrides: Partial<AssumeRoleRequest> = {}): AssumeRoleRequest 
 }
 
 describe("sanitiseSourceIdentity", () => {
-  it("replaces characters STS does not accept with -", () => {
+  const HASHED = /-[0-9a-f]{16}$/;
+  /** `-` and the first 16 hex characters of the SHA-256 of the original id. */
+  const suffix = (id: string) => `-${createHash("sha256").update(id, "utf8").digest("hex").slice(0, 16)}`;
+
+  it("passes an id STS already accepts unchanged", () => {
+    for (const id of ["agent-a", "svc+bot=1,a.b@example.com_x-y", "ab", "a".repeat(64), "team-a"]) {
+      expect(sanitiseSourceIdentity(id)).toBe(id);
+    }
+  });
+
+  it("replaces characters STS does not accept with - and appends a hash of the original id", () => {
     expect(sanitiseSourceIdentity("repo:org/repo:ref:refs/heads/main")).toBe(
-      "repo-org-repo-ref-refs-heads-main",
+      `repo-org-repo-ref-refs-heads-main${suffix("repo:org/repo:ref:refs/heads/main")}`,
     );
-    expect(sanitiseSourceIdentity("auth0|abc 123")).toBe("auth0-abc-123");
-    expect(sanitiseSourceIdentity("agent-é🙂")).toBe("agent---");
+    expect(sanitiseSourceIdentity("auth0|abc 123")).toBe(`auth0-abc-123${suffix("auth0|abc 123")}`);
+    expect(sanitiseSourceIdentity("agent-é🙂")).toBe(`agent---${suffix("agent-é🙂")}`);
   });
 
-  it("keeps characters STS accepts", () => {
-    expect(sanitiseSourceIdentity("svc+bot=1,a.b@example.com_x-y")).toBe("svc+bot=1,a.b@example.com_x-y");
+  it("keeps ids distinct that differ only in replaced characters", () => {
+    const ids = ["team:a", "team/a", "team|a", "team a", "team-a"];
+    const sanitised = ids.map(sanitiseSourceIdentity);
+
+    expect(new Set(sanitised).size).toBe(ids.length);
+    expect(sanitised[0]).toMatch(/^team-a-[0-9a-f]{16}$/);
+    expect(sanitised[1]).toMatch(/^team-a-[0-9a-f]{16}$/);
+    expect(sanitised[4]).toBe("team-a");
   });
 
-  it("never starts with aws:, whatever the case", () => {
-    expect(sanitiseSourceIdentity("aws:x")).toBe("agent-aws-x");
-    expect(sanitiseSourceIdentity("AWS:x")).toBe("agent-AWS-x");
+  it("never starts with aws:, whatever the case, and stays distinct from the prefixed id", () => {
+    expect(sanitiseSourceIdentity("aws:x")).toBe(`agent-aws-x${suffix("aws:x")}`);
+    expect(sanitiseSourceIdentity("AWS:x")).toBe(`agent-AWS-x${suffix("AWS:x")}`);
+    expect(sanitiseSourceIdentity("aws:x")).not.toBe(sanitiseSourceIdentity("agent-aws:x"));
   });
 
-  it("pads a 1-character id to the 2-character minimum", () => {
-    expect(sanitiseSourceIdentity("a")).toBe("a-");
+  it("lengthens a 1-character id with the hash, so it stays distinct from a 2-character one", () => {
+    expect(sanitiseSourceIdentity("a")).toBe(`a${suffix("a")}`);
+    expect(sanitiseSourceIdentity("")).toBe(suffix(""));
+    expect(sanitiseSourceIdentity("a")).not.toBe(sanitiseSourceIdentity("a-"));
   });
 
-  it("keeps a 64-character id as it is", () => {
-    const id = "a".repeat(64);
+  it("hashes a valid id that ends like a hashed one, so no id can pose as another's sanitised form", () => {
+    const posing = sanitiseSourceIdentity("team:a");
 
-    expect(sanitiseSourceIdentity(id)).toBe(id);
+    expect(posing).toMatch(HASHED);
+    expect(sanitiseSourceIdentity(posing)).toBe(`${posing}${suffix(posing)}`);
+    expect(sanitiseSourceIdentity(posing)).not.toBe(posing);
+    expect(sanitiseSourceIdentity("build-0123456789abcdef")).not.toBe("build-0123456789abcdef");
+    // Only exactly 16 lowercase hex characters after the last - look hashed.
+    expect(sanitiseSourceIdentity("build-0123456789ABCDEF")).toBe("build-0123456789ABCDEF");
+    expect(sanitiseSourceIdentity("build-0123456789abcde")).toBe("build-0123456789abcde");
   });
 
   it("shortens long ids to a readable prefix and a hash so distinct ids stay distinct", () => {
@@ -93,11 +119,12 @@ describe("sanitiseSourceIdentity", () => {
 
     expect(a).not.toBe(b);
     for (const value of [a, b]) {
-      expect(value).toMatch(STS_NAME);
       expect(value).toHaveLength(64);
-      expect(value).toMatch(/^x{55}-[0-9a-f]{8}$/);
+      expect(value).toMatch(/^x{47}-[0-9a-f]{16}$/);
     }
+    expect(a).toBe(`${"x".repeat(47)}${suffix(`${"x".repeat(199)}a`)}`);
     expect(sanitiseSourceIdentity(`${"x".repeat(199)}a`)).toBe(a);
+    expect(sanitiseSourceIdentity("a".repeat(65))).toMatch(/^a{47}-[0-9a-f]{16}$/);
   });
 
   it("keeps long ids distinct even when they differ only in replaced characters", () => {
@@ -105,6 +132,46 @@ describe("sanitiseSourceIdentity", () => {
     const b = sanitiseSourceIdentity(`repo:${"o".repeat(100)}:a`);
 
     expect(a).not.toBe(b);
+    expect(a.length).toBeLessThanOrEqual(64);
+    expect(b.length).toBeLessThanOrEqual(64);
+  });
+
+  it("always returns a valid SourceIdentity not starting with aws:, and distinct values for distinct ids", () => {
+    const ids = [
+      "",
+      "a",
+      "ab",
+      ":",
+      "::",
+      "aws:",
+      "AwS:x",
+      "agent-aws-x",
+      "é",
+      "🙂🙂",
+      "a b",
+      "x".repeat(63),
+      "x".repeat(64),
+      "x".repeat(65),
+      "x".repeat(300),
+      `${"x".repeat(63)}:`,
+      `${"x".repeat(64)}:`,
+      `${":".repeat(64)}`,
+      `${"é".repeat(100)}`,
+      "team:a",
+      "team/a",
+      "team-a",
+      "team-a-0123456789abcdef",
+      "repo:org/repo:ref:refs/heads/main",
+      "repo:org/repo:ref:refs/heads/main/",
+    ];
+    const sanitised = ids.map(sanitiseSourceIdentity);
+
+    for (const value of sanitised) {
+      expect(value).toMatch(STS_NAME);
+      expect(value).not.toMatch(/^aws:/i);
+      expect(() => assertStsLimits(request({ sourceIdentity: value }))).not.toThrow();
+    }
+    expect(new Set(sanitised).size).toBe(ids.length);
   });
 });
 
@@ -217,7 +284,7 @@ describe("buildAssumeRoleRequest", () => {
     expect(buildAssumeRoleRequest({ task: task(), template: template(), now: NOW })).toStrictEqual({
       roleArn: "arn:aws:iam::123456789012:role/jitv/reports-reader",
       roleSessionName: "tsk_01J0000000000000000000000",
-      sourceIdentity: "repo-org-repo-ref-refs-heads-main",
+      sourceIdentity: "repo-org-repo-ref-refs-heads-main-746a08af312cd7ed",
       policy: POLICY,
       tags: [
         { Key: "jitv:task", Value: "tsk_01J0000000000000000000000" },

@@ -32,6 +32,25 @@ function configError(json: unknown): string {
 }
 
 describe("parseIssuerConfig", () => {
+  it("takes tenants only on customer-zone user profiles, and a delegation audience unlike the others", () => {
+    const user = { kind: "user", zone: "customer" };
+    expect(
+      parseIssuerConfig({
+        issuers: [profile({ ...user, tenants: ["acme"], delegation: { audience: "jitv-delegation" } })],
+      }).issuers[0],
+    ).toMatchObject({ tenants: ["acme"], delegation: { audience: "jitv-delegation" } });
+    expect(configError({ issuers: [profile({ tenants: ["acme"] })] })).toContain(
+      "issuers[0].tenants: only a customer-zone user profile may list tenants",
+    );
+    expect(configError({ issuers: [profile({ ...user, tenants: [] })] })).toContain("issuers[0].tenants");
+    expect(configError({ issuers: [profile({ delegation: { audience: "x" } })] })).toContain(
+      "issuers[0].delegation: only a user profile may declare delegation",
+    );
+    expect(configError({ issuers: [profile({ ...user, delegation: { audience: "jitv" } })] })).toContain(
+      "issuers[0].delegation.audience: must differ from every entry of audiences",
+    );
+  });
+
   it("fills defaults for claims, token age and clock tolerance", () => {
     const config = parseIssuerConfig({ issuers: [profile()] });
     expect(config.issuers[0]).toEqual({

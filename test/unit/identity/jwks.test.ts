@@ -135,6 +135,91 @@ describe("RemoteJwks", () => {
     expect((error.cause as Error).message).toBe("JWKS endpoint answered HTTP 500");
   });
 
+  it("fails fast after a failed fetch with nothing cached, then fetches again after the cooldown", async () => {
+    let up = false;
+    const idp = await startServer((_req, res) => {
+      if (!up) {
+        res.writeHead(500).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ keys: [issuer.publicJwk] }));
+    });
+    servers.push(idp);
+    const clock = manualClock();
+    const jwks = new RemoteJwks({ name: "flaky", jwksUri: idp.url }, { now: clock.now, cooldownMs: 10_000 });
+    const header = { alg: "RS256", kid: issuer.kid };
+    const unavailable = (error: Error) => {
+      expect(error).toBeInstanceOf(UpstreamUnavailableError);
+      expect(error).toMatchObject({ code: "upstream_unavailable", status: 503 });
+      expect(error.message).toBe('signing keys of issuer profile "flaky" could not be fetched');
+    };
+
+    // Concurrent first lookups share the failing fetch.
+    const concurrent = await Promise.all(Array.from({ length: 5 }, () => rejection(jwks.getKey(header))));
+    concurrent.forEach(unavailable);
+    expect(idp.requests()).toBe(1);
+
+    // Within the failure cooldown, lookups fail fast without touching the IdP, even once it is back.
+    up = true;
+    for (const elapsed of [0, 5_000, 4_999]) {
+      clock.advance(elapsed);
+      unavailable(await rejection(jwks.getKey(header)));
+    }
+    unavailable(
+      (await Promise.all(Array.from({ length: 5 }, () => rejection(jwks.getKey(header)))))[0] as Error,
+    );
+    expect(idp.requests()).toBe(1);
+
+    // The first lookup after the window fetches again.
+    clock.advance(1);
+    await expect(jwks.getKey(header)).resolves.toMatchObject({ type: "public" });
+    expect(idp.requests()).toBe(2);
+  });
+
+  it("keeps the failure cooldown for a lookup that fails again after the window", async () => {
+    const down = await startServer((_req, res) => res.writeHead(503).end());
+    servers.push(down);
+    const clock = manualClock();
+    const jwks = new RemoteJwks({ name: "down", jwksUri: down.url }, { now: clock.now });
+    const header = { alg: "RS256", kid: "k" };
+
+    for (let i = 0; i < 3; i++) {
+      await expect(jwks.getKey(header)).rejects.toThrow(UpstreamUnavailableError);
+    }
+    expect(down.requests()).toBe(1);
+
+    clock.advance(30_000);
+    for (let i = 0; i < 3; i++) {
+      await expect(jwks.getKey(header)).rejects.toThrow(UpstreamUnavailableError);
+    }
+    expect(down.requests()).toBe(2);
+
+    clock.advance(29_999);
+    await expect(jwks.getKey(header)).rejects.toThrow(UpstreamUnavailableError);
+    expect(down.requests()).toBe(2);
+  });
+
+  it("takes the failure cooldown from its own option", async () => {
+    const down = await startServer((_req, res) => res.writeHead(500).end());
+    servers.push(down);
+    const clock = manualClock();
+    const jwks = new RemoteJwks(
+      { name: "down", jwksUri: down.url },
+      { now: clock.now, cooldownMs: 60_000, failureCooldownMs: 2_000 },
+    );
+    const header = { alg: "RS256", kid: "k" };
+
+    await expect(jwks.getKey(header)).rejects.toThrow(UpstreamUnavailableError);
+    clock.advance(1_999);
+    await expect(jwks.getKey(header)).rejects.toThrow(UpstreamUnavailableError);
+    expect(down.requests()).toBe(1);
+
+    clock.advance(1);
+    await expect(jwks.getKey(header)).rejects.toThrow(UpstreamUnavailableError);
+    expect(down.requests()).toBe(2);
+  });
+
   it("does not follow redirects away from the configured jwksUri", async () => {
     const redirecting = await startServer((_req, res) =>
       res.writeHead(302, { location: issuer.jwksUri }).end(),

@@ -73,7 +73,6 @@ describe("TokenVerifier: accepted tokens", () => {
       roles: ["deployers", "readers"],
       jti: "jti-1",
       exp,
-      act: { sub: "ci-runner" },
     });
     const identity = await v.verify(token, { kind: "agent" });
     expect(identity).toEqual({
@@ -87,7 +86,7 @@ describe("TokenVerifier: accepted tokens", () => {
       groups: ["deployers", "readers"],
       jti: "jti-1",
       expiresAt: exp,
-      actor: "ci-runner",
+      delegated: false,
       claims: expect.objectContaining({ agent_id: "deploy-bot", org: "acme", iss: rsa.issuer }),
     });
   });
@@ -401,5 +400,63 @@ describe("TokenVerifier: keys", () => {
     const error = await v.verify(token).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UpstreamUnavailableError);
     expect(error).toMatchObject({ code: "upstream_unavailable" });
+  });
+});
+
+describe("TokenVerifier: delegation tokens, tenants, typ and azp", () => {
+  const userProfile = (overrides: ProfileOverrides = {}) =>
+    verifierFor(ec, { kind: "user", zone: "customer", claims: { tenant: "tenant" }, ...overrides });
+
+  it("reads act {sub, iss} from a subject token and marks it delegated", async () => {
+    const token = await ec.sign({ sub: "alice", tenant: "acme", act: { sub: "bot", iss: "https://agents" } });
+    const identity = await userProfile().verify(token, { kind: "user", use: "subject" });
+    expect(identity).toMatchObject({ actor: { sub: "bot", iss: "https://agents" }, delegated: true });
+  });
+
+  it("refuses a delegation token as a bearer token, and a plain token as a subject token", async () => {
+    const v = userProfile({ delegation: { audience: "jitv-delegation" } });
+    const withAct = await ec.sign({ sub: "alice", tenant: "acme", act: { sub: "bot" } });
+    await expectRefused(withAct, /not accepted as a bearer token/, { verifier: v });
+    const forAudience = await ec.sign({ sub: "alice", tenant: "acme", aud: ["jitv", "jitv-delegation"] });
+    await expectRefused(forAudience, /not accepted as a bearer token/, { verifier: v });
+    const plain = await ec.sign({ sub: "alice", tenant: "acme" });
+    await expectRefused(plain, /not a delegation token/, { verifier: v, verify: { use: "subject" } });
+    // The delegation audience alone is accepted only as a subject token.
+    const delegationOnly = await ec.sign({ sub: "alice", tenant: "acme", aud: "jitv-delegation" });
+    await expectRefused(delegationOnly, /audience is not accepted/, { verifier: v });
+    expect(await v.verify(delegationOnly, { use: "subject" })).toMatchObject({ delegated: true });
+  });
+
+  it("refuses a malformed act claim", async () => {
+    for (const act of [{ iss: "https://agents" }, { sub: 7 }, "bot"]) {
+      const token = await ec.sign({ sub: "alice", tenant: "acme", act });
+      await expectRefused(token, /act/, { verifier: userProfile(), verify: { use: "subject" } });
+    }
+  });
+
+  it("refuses a tenant outside the profile's tenants with 403", async () => {
+    const v = userProfile({ tenants: ["acme"] });
+    expect(await v.verify(await ec.sign({ sub: "alice", tenant: "acme" }))).toMatchObject({ tenant: "acme" });
+    for (const claims of [{ tenant: "globex" }, {}]) {
+      const error = await v.verify(await ec.sign({ sub: "eve", ...claims })).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "forbidden", status: 403 });
+    }
+  });
+
+  it("checks typ and azp when the profile asks for them", async () => {
+    const v = verifierFor(ec, { typ: ["at+jwt"], azp: ["ci-client"] });
+    const good = await ec.sign({ azp: "ci-client" }, { header: { typ: "application/at+JWT" } });
+    expect(await v.verify(good)).toMatchObject({ kind: "agent" });
+    expect(
+      await v.verify(await ec.sign({ client_id: "ci-client" }, { header: { typ: "at+jwt" } })),
+    ).toBeTruthy();
+    await expectRefused(await ec.sign({ azp: "ci-client" }, { header: { typ: "JWT" } }), /typ/, {
+      verifier: v,
+    });
+    await expectRefused(await ec.sign({ azp: "ci-client" }), /typ/, { verifier: v });
+    await expectRefused(await ec.sign({ azp: "other" }, { header: { typ: "at+jwt" } }), /azp/, {
+      verifier: v,
+    });
+    await expectRefused(await ec.sign({}, { header: { typ: "at+jwt" } }), /azp/, { verifier: v });
   });
 });
