@@ -4,21 +4,21 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import { STSClient } from "@aws-sdk/client-sts";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
+import { documentClient } from "../lib/app/aws-wiring.js";
 import { EmfMetrics } from "../lib/audit/metrics.js";
-import { documentClient } from "../lib/aws-wiring.js";
-import { composeCore } from "../lib/compose.js";
 import { ENV, requireEnv } from "../lib/config.js";
 import { StsBroker } from "../lib/credentials/sts-broker.js";
+import { composeApi } from "../lib/http/compose-api.js";
 import { contractErrorMiddleware, fromApiGatewayEvent, toApiGatewayResult } from "../lib/http/lambda.js";
 import { loadIssuerConfigFile } from "../lib/identity/issuers.js";
-import { EventBridgeNotifier } from "../lib/tasks/notifier.js";
+import { EventBridgeNotifier } from "../lib/tasks/eventbridge-notifier.js";
 import { SfnLifecycleStarter, SfnTaskTokenSender } from "../lib/tasks/sfn-lifecycle.js";
 
 // Built once per cold start; a bad configuration fails here, naming the problem.
 const sfn = new SFNClient({});
 const metrics = new EmfMetrics();
 const eventBusName = process.env[ENV.eventBusName];
-const { api } = composeCore({
+const { api } = composeApi({
   doc: documentClient(),
   tableName: requireEnv(ENV.tableName),
   issuers: loadIssuerConfigFile(requireEnv(ENV.issuersFile)),

@@ -1,4 +1,4 @@
-import { lifecycleStepHandler } from "../lib/aws-wiring.js";
+import { lifecycleStepHandler } from "../lib/app/aws-wiring.js";
 
 /** Lifecycle state `Revoke`: ends the task (if still active) and denies its sessions on its role. */
 export const handler = lifecycleStepHandler("revoke", "jitv-revoke-task");

@@ -1,4 +1,4 @@
-import { lifecycleStepHandler } from "../lib/aws-wiring.js";
+import { lifecycleStepHandler } from "../lib/app/aws-wiring.js";
 
 /** Lifecycle state `RotateSecrets`: rotates the template's rotateOnEnd secrets. */
 export const handler = lifecycleStepHandler("rotateSecrets", "jitv-rotate-task-secrets");

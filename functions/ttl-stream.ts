@@ -1,7 +1,7 @@
 import middy from "@middy/core";
 import type { DynamoDBStreamEvent } from "aws-lambda";
-import { awsLifecycle } from "../lib/aws-wiring.js";
-import { handleTtlRecords } from "../lib/tasks/ttl-backstop.js";
+import { awsLifecycle } from "../lib/app/aws-wiring.js";
+import { handleTtlRecords } from "../lib/app/ttl-backstop.js";
 
 const lifecycle = awsLifecycle("jitv-ttl-stream");
 

@@ -31,20 +31,17 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import { TTL_STREAM_FILTER_PATTERN } from "../../lib/app/ttl-backstop.js";
 import { METRICS_NAMESPACE, type MetricName } from "../../lib/audit/metrics.js";
 import { ENV } from "../../lib/config.js";
-import { LIFECYCLE_STATES } from "../../lib/tasks/lifecycle.js";
-import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/tasks/table.js";
-import { TTL_STREAM_FILTER_PATTERN } from "../../lib/tasks/ttl-backstop.js";
+import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/store/table.js";
+import { LIFECYCLE_ASL_PATH, LIFECYCLE_STATES } from "../../lib/tasks/lifecycle.js";
 import { DEPLOY_DEFAULTS } from "../config.js";
 import { JitvFunction } from "../constructs/jitv-function.js";
 import { VendingApi } from "../constructs/vending-api.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const entry = (name: string) => `${ROOT}functions/${name}.ts`;
-
-/** The lifecycle definition shared with the sandbox. */
-export const LIFECYCLE_ASL_FILE = `${ROOT}infra/state-machines/task-lifecycle.asl.json`;
 
 /** Where the API function reads the issuers file that synth copied into its bundle. */
 export const BUNDLED_ISSUERS_FILE = "/var/task/issuers.json";
@@ -133,7 +130,7 @@ const ATTRIBUTE_TYPES: Readonly<Record<string, AttributeType>> = {
   B: AttributeType.BINARY,
 };
 
-/** Service names the functions give their EMF metrics (dimension `service`, lib/aws-wiring.ts). */
+/** Service names the functions give their EMF metrics (dimension `service`, lib/app/aws-wiring.ts). */
 const METRIC_SERVICES = {
   RevocationFailed: "jitv-lifecycle-failed",
   StsThrottled: "jitv-api",
@@ -236,7 +233,7 @@ export class VendingStack extends Stack {
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // Keys and indexes as lib/tasks/table.ts defines them for DynamoDB Local, so both agree.
+    // Keys and indexes as lib/store/table.ts defines them for DynamoDB Local, so both agree.
     const definition = tableDefinition("jitv");
     const attribute = (name: string | undefined) => {
       const scalar = definition.AttributeDefinitions?.find((a) => a.AttributeName === name)?.AttributeType;
@@ -399,7 +396,7 @@ export class VendingStack extends Stack {
       stateMachineName,
       stateMachineType: StateMachineType.STANDARD,
       comment: "jitv task lifecycle (infra/state-machines/task-lifecycle.asl.json)",
-      definitionBody: DefinitionBody.fromString(readFileSync(LIFECYCLE_ASL_FILE, "utf8")),
+      definitionBody: DefinitionBody.fromString(readFileSync(LIFECYCLE_ASL_PATH, "utf8")),
       definitionSubstitutions: Object.fromEntries(
         (Object.keys(LIFECYCLE_STATES) as LifecycleState[]).map((state) => [
           LIFECYCLE_STATES[state].substitution,

@@ -106,3 +106,8 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+/** True when `error` is an `Error` named `name` (how the AWS SDK v3 tells its exceptions apart). */
+export function isNamed<E extends Error = Error>(error: unknown, name: string): error is E {
+  return error instanceof Error && error.name === name;
+}

@@ -37,3 +37,13 @@ export interface VerifiedIdentity {
   /** All verified claims, for admin/approver checks on a configured claim. Never logged. */
   readonly claims: Readonly<Record<string, unknown>>;
 }
+
+/**
+ * Who counts as an admin or approver (the issuers file's `admins` / `approvers`): tokens from
+ * `issuer` whose `claim` holds (or, for arrays, contains) one of `values`.
+ */
+export interface RoleRule {
+  readonly issuer: string;
+  readonly claim: string;
+  readonly values: readonly string[];
+}

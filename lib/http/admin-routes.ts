@@ -3,8 +3,8 @@ import { ForbiddenError, InvalidRequestError } from "../domain/errors.js";
 import type { VerifiedIdentity } from "../domain/identity.js";
 import { TASK_STATUSES } from "../domain/task.js";
 import { formatIssues } from "../domain/template.js";
-import { type DynamoInventory, MAX_PAGE_SIZE } from "../tasks/inventory.js";
-import type { InventoryScope } from "../tasks/task-service.js";
+import { MAX_PAGE_SIZE } from "../tasks/dynamo-inventory.js";
+import type { Inventory, InventoryScope } from "../tasks/inventory.js";
 import { bearerToken, type RouteEntry, taskView } from "./api.js";
 import { jsonResponse } from "./errors.js";
 import type { HttpRequest } from "./types.js";
@@ -26,7 +26,7 @@ export interface AdminRoutesDeps {
     action: "ListTasks" | "ListAgents",
     requestId?: string,
   ) => Promise<InventoryScope>;
-  readonly inventory: Pick<DynamoInventory, "listTasks" | "listAgents">;
+  readonly inventory: Inventory;
   /** Clock for the tasks' effective status. @default () => new Date() */
   readonly now?: () => Date;
 }

@@ -1,9 +1,10 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { z } from "zod";
+import type { ApprovalService } from "../app/approval-service.js";
+import type { TaskService } from "../app/task-service.js";
 import { InvalidRequestError, InvalidTokenError, NotFoundError } from "../domain/errors.js";
 import { effectiveStatus, type Task } from "../domain/task.js";
 import { formatIssues } from "../domain/template.js";
-import type { TaskService } from "../tasks/task-service.js";
 import { errorResponse, jsonResponse } from "./errors.js";
 import type { HttpRequest, HttpResponse } from "./types.js";
 
@@ -32,6 +33,8 @@ export type Route = (req: HttpRequest, params: string[]) => Promise<HttpResponse
 
 export interface ApiOptions {
   readonly service: TaskService;
+  /** Approve / deny. */
+  readonly approvals: ApprovalService;
   readonly logger: Logger;
   /** Extra routes: the admin inventory, and in the sandbox `/v1/sandbox/*` (absent from the deployed API). */
   readonly extraRoutes?: readonly RouteEntry[];
@@ -50,7 +53,7 @@ export interface RouteEntry {
  * the request id; every log line of the request carries it too.
  */
 export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<HttpResponse> {
-  const { service } = options;
+  const { service, approvals } = options;
   const now = options.now ?? (() => new Date());
   const routes: RouteEntry[] = [
     {
@@ -130,7 +133,7 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
         parseOptionalBody(req, emptyBodySchema);
         return jsonResponse(
           200,
-          await service.approve(caller, decodeURIComponent(taskId), req.requestId),
+          await approvals.approve(caller, decodeURIComponent(taskId), req.requestId),
           req.requestId,
         );
       },
@@ -141,7 +144,7 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
       handle: async (req, [taskId = ""]) => {
         const caller = await service.authenticateAny(bearerToken(req));
         const body = parseOptionalBody(req, denyBodySchema);
-        const result = await service.deny(caller, decodeURIComponent(taskId), body?.reason, req.requestId);
+        const result = await approvals.deny(caller, decodeURIComponent(taskId), body?.reason, req.requestId);
         return jsonResponse(200, result, req.requestId);
       },
     },

@@ -1,6 +1,7 @@
 import { type DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { InvalidTokenError, UpstreamUnavailableError } from "../domain/errors.js";
-import { replayItem, TTL_ATTRIBUTE } from "../tasks/table.js";
+import { isConditionalCheckFailed } from "../store/dynamo-errors.js";
+import { replayItem, TTL_ATTRIBUTE } from "../store/table.js";
 import type { ReplayCache } from "./replay-cache.js";
 
 /** Options of {@link DynamoReplayCache}. */
@@ -55,7 +56,7 @@ export class DynamoReplayCache implements ReplayCache {
         }),
       );
     } catch (error) {
-      if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
+      if (isConditionalCheckFailed(error)) {
         throw new InvalidTokenError("token already used");
       }
       throw new UpstreamUnavailableError("replay cache unavailable", { cause: error });

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { ConfigError } from "../domain/errors.js";
-import type { IssuerKind, Zone } from "../domain/identity.js";
+import type { IssuerKind, RoleRule, Zone } from "../domain/identity.js";
 
 /** The only signature algorithms an issuer profile may allow: asymmetric ones. */
 export const ISSUER_ALGORITHMS = [
@@ -63,18 +63,11 @@ export interface IssuerProfile {
   readonly azp?: readonly string[];
 }
 
-/** A token from `issuer` whose `claim` holds (or, for arrays, contains) one of `values`. */
-export interface ClaimRule {
-  readonly issuer: string;
-  readonly claim: string;
-  readonly values: readonly string[];
-}
-
 export interface IssuerConfig {
   readonly issuers: readonly IssuerProfile[];
   /** One rule or a list (one per trust zone's user issuer); normalised to a list. */
-  readonly admins?: readonly ClaimRule[];
-  readonly approvers?: readonly ClaimRule[];
+  readonly admins?: readonly RoleRule[];
+  readonly approvers?: readonly RoleRule[];
 }
 
 const DEFAULT_MAX_TOKEN_AGE_SECONDS = 3600;
@@ -331,7 +324,7 @@ export function mergeIssuerConfigs(a: IssuerConfig, b: IssuerConfig): IssuerConf
   if (problems.length > 0) {
     throw new ConfigError(`cannot merge issuer configurations: ${problems.join("; ")}`);
   }
-  const both = (x?: readonly ClaimRule[], y?: readonly ClaimRule[]) =>
+  const both = (x?: readonly RoleRule[], y?: readonly RoleRule[]) =>
     x || y ? [...(x ?? []), ...(y ?? [])] : undefined;
   const admins = both(a.admins, b.admins);
   const approvers = both(a.approvers, b.approvers);

@@ -7,7 +7,8 @@ import {
   QueryCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { InternalError, JitvError, UpstreamUnavailableError } from "../domain/errors.js";
+import { InternalError, UpstreamUnavailableError } from "../domain/errors.js";
+import { isConditionalCheckFailed, storeUnavailable } from "../store/dynamo-errors.js";
 import {
   PRUNE_GRACE_SECONDS,
   pruneLeaseItem,
@@ -20,7 +21,7 @@ import {
   roleMetaKey,
   rolePk,
   TTL_ATTRIBUTE,
-} from "../tasks/table.js";
+} from "../store/table.js";
 import { fitsBudget, REVOCATION_POLICY_BUDGET_CHARS, renderRevocationPolicy } from "./policy.js";
 import {
   REVOCATION_POLICY_NAME,
@@ -177,7 +178,7 @@ export class DynamoRevocationStore implements RevocationStore {
         }),
       );
     } catch (error) {
-      if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+      if (!isConditionalCheckFailed(error)) throw unavailable(error);
       // Credentials still live: the lease fired early (clock skew, manual call). Wait again.
       const expiry = (error as { Item?: Record<string, { S?: string }> }).Item?.credentialsExpireAt?.S;
       if (expiry !== undefined && !Number.isNaN(Date.parse(expiry))) {
@@ -259,7 +260,7 @@ export class DynamoRevocationStore implements RevocationStore {
         );
         return;
       } catch (error) {
-        if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+        if (!isConditionalCheckFailed(error)) throw unavailable(error);
       }
       if (waited >= this.#lockWaitMs) {
         throw new UpstreamUnavailableError("revocation policy of the role is busy, try again");
@@ -286,7 +287,7 @@ export class DynamoRevocationStore implements RevocationStore {
       );
       return true;
     } catch (error) {
-      if (isNamed(error, "ConditionalCheckFailedException")) return false;
+      if (isConditionalCheckFailed(error)) return false;
       // The policy is written; an unreleased lock only delays the next writer until it expires.
       return true;
     }
@@ -306,7 +307,7 @@ export class DynamoRevocationStore implements RevocationStore {
       );
     } catch (error) {
       // A lease that fires later is already armed.
-      if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+      if (!isConditionalCheckFailed(error)) throw unavailable(error);
     }
   }
 
@@ -339,7 +340,7 @@ export class DynamoRevocationStore implements RevocationStore {
       );
     } catch (error) {
       // The entry exists with the same or a later expiry: already revoked.
-      if (!isNamed(error, "ConditionalCheckFailedException")) throw unavailable(error);
+      if (!isConditionalCheckFailed(error)) throw unavailable(error);
     }
   }
 
@@ -422,12 +423,6 @@ function cutoffAt(now: Date): string {
 }
 
 /** Wraps an SDK failure without repeating its message (which may quote request data). */
-function unavailable(error: unknown): JitvError {
-  if (error instanceof JitvError) return error;
-  return new UpstreamUnavailableError("revocation store unavailable", { cause: error });
-}
+const unavailable = (error: unknown) => storeUnavailable("revocation store", error);
 
 // By name, not `instanceof`: the document client may load its own copy of client-dynamodb.
-function isNamed(error: unknown, name: string): boolean {
-  return error instanceof Error && error.name === name;
-}

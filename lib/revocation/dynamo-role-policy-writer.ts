@@ -1,6 +1,6 @@
 import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { UpstreamUnavailableError } from "../domain/errors.js";
-import { sandboxRolePolicyItem, sandboxRolePolicyKey } from "../tasks/table.js";
+import { storeUnavailable } from "../store/dynamo-errors.js";
+import { sandboxRolePolicyItem, sandboxRolePolicyKey } from "../store/table.js";
 import type { RolePolicyWriter } from "./revocation-store.js";
 
 /** Options of {@link DynamoRolePolicyWriter}. */
@@ -82,6 +82,4 @@ export class DynamoRolePolicyWriter implements RolePolicyWriter {
 }
 
 /** Wraps an SDK failure without repeating its message (which may quote request data). */
-function unavailable(error: unknown): UpstreamUnavailableError {
-  return new UpstreamUnavailableError("sandbox role policy store unavailable", { cause: error });
-}
+const unavailable = (error: unknown) => storeUnavailable("sandbox role policy store", error);

@@ -1,14 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import type { TaskLifecycle } from "../app/lifecycle-steps.js";
 import type { Task } from "../domain/task.js";
 import {
+  LIFECYCLE_ASL_PATH,
   LIFECYCLE_STATES,
   type LifecycleSignal,
   type LifecycleStarter,
   lifecycleInput,
-  type TaskLifecycle,
   type TaskTokenSender,
 } from "../tasks/lifecycle.js";
 
@@ -27,15 +26,6 @@ if (!P.withResolvers) {
     return { promise, resolve, reject };
   };
 }
-
-export const LIFECYCLE_ASL_PATH = join(
-  dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "infra",
-  "state-machines",
-  "task-lifecycle.asl.json",
-);
 
 /** The ASL with each `${…FunctionArn}` replaced by a sandbox ARN (the local engine validates ARNs). */
 export function sandboxDefinition(): unknown {

@@ -1,14 +1,14 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import type { TaskService } from "../app/task-service.js";
 import { NotFoundError } from "../domain/errors.js";
 import { buildAssumeRoleRequest } from "../domain/sts-request.js";
 import { bearerToken, parseBody, type RouteEntry } from "../http/api.js";
 import { jsonResponse } from "../http/errors.js";
 import { REVOCATION_POLICY_NAME, type RolePolicyWriter } from "../revocation/revocation-store.js";
 import type { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
-import type { TemplateStore } from "../tasks/repository.js";
-import type { TaskService } from "../tasks/task-service.js";
+import type { TemplateStore } from "../tasks/template-store.js";
 import { simulateTaskRequest } from "./simulate.js";
 
 /** The policy a sandbox role has when `roles/` does not describe it. */

@@ -5,14 +5,16 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { composeLifecycle } from "../app/compose-lifecycle.js";
+import type { TaskLifecycle } from "../app/lifecycle-steps.js";
+import { handleTtlRecords } from "../app/ttl-backstop.js";
 import { LoggerAuditLog } from "../audit/logger-audit-log.js";
 import { EmfMetrics } from "../audit/metrics.js";
-import { type Core, composeCore } from "../compose.js";
-import { composeLifecycle } from "../compose-lifecycle.js";
 import { SandboxBroker } from "../credentials/sandbox-broker.js";
 import { JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
 import { parseTemplate } from "../domain/template.js";
+import { type ApiCore, composeApi } from "../http/compose-api.js";
 import { serveApi } from "../http/node-server.js";
 import {
   type IssuerConfig,
@@ -22,9 +24,7 @@ import {
 } from "../identity/issuers.js";
 import { DynamoRolePolicyWriter } from "../revocation/dynamo-role-policy-writer.js";
 import { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
-import type { TaskLifecycle } from "../tasks/lifecycle.js";
-import { ensureTable } from "../tasks/table.js";
-import { handleTtlRecords } from "../tasks/ttl-backstop.js";
+import { ensureTable } from "../store/table.js";
 import { startDynamoDbLocal } from "./dynamodb-local.js";
 import { startLocalIssuer } from "./local-issuer.js";
 import { localIssuerProfiles } from "./local-issuer-profiles.js";
@@ -83,7 +83,7 @@ export interface Sandbox {
   readonly templates: string[];
   readonly policySets: string[];
   readonly broker: SandboxBroker;
-  readonly core: Core;
+  readonly core: ApiCore;
   /** The document client on the sandbox's DynamoDB Local table. */
   readonly doc: DynamoDBDocumentClient;
   readonly lifecycle: TaskLifecycle;
@@ -187,7 +187,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       audit,
       metrics: new EmfMetrics({ service: "jitv-sandbox" }),
     });
-    const core = composeCore({
+    const core = composeApi({
       doc,
       tableName,
       issuers,
@@ -288,7 +288,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 }
 
 /** Stores every `*.cedar` file of `dir` as a policy set named after the file, validated like any write. */
-async function loadPolicies(core: Core, dir: string): Promise<string[]> {
+async function loadPolicies(core: ApiCore, dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const file of readdirSync(dir)
     .filter((f) => f.endsWith(".cedar"))
@@ -308,7 +308,7 @@ async function loadPolicies(core: Core, dir: string): Promise<string[]> {
  * Puts every `*.json` template of `dir`, validated exactly like a `templates put`, and
  * creates the sandbox versions of the secrets they name.
  */
-async function loadTemplates(core: Core, secrets: DynamoSecretRotator, dir: string): Promise<string[]> {
+async function loadTemplates(core: ApiCore, secrets: DynamoSecretRotator, dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const file of readdirSync(dir)
     .filter((f) => f.endsWith(".json"))

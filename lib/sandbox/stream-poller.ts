@@ -5,7 +5,7 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
-import { isTtlLeaseExpiry, type TtlStreamRecord } from "../tasks/ttl-backstop.js";
+import { isTtlLeaseExpiry, type TtlStreamRecord } from "../app/ttl-backstop.js";
 
 /**
  * Consumes the table's real stream on DynamoDB Local the way the deployed event source

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { JitvError, UpstreamUnavailableError } from "../domain/errors.js";
-import { queryAll } from "../tasks/dynamo-query.js";
-import { GSI1, type ItemKey } from "../tasks/table.js";
+import { isConditionalCheckFailed, storeUnavailable } from "../store/dynamo-errors.js";
+import { queryAll } from "../store/dynamo-query.js";
+import { GSI1, type ItemKey } from "../store/table.js";
 import { secretNameFromArn } from "./secret-arn.js";
 import { RotationInProgressError, type SecretRotator } from "./secret-rotator.js";
 
@@ -217,10 +217,7 @@ function decode(item: Record<string, unknown> | undefined): SecretItem | undefin
 }
 
 function isConditionFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === "ConditionalCheckFailedException";
+  return isConditionalCheckFailed(error);
 }
 
-function unavailable(error: unknown): JitvError {
-  if (error instanceof JitvError) return error;
-  return new UpstreamUnavailableError("sandbox secret store unavailable", { cause: error });
-}
+const unavailable = (error: unknown) => storeUnavailable("sandbox secret store", error);

@@ -8,7 +8,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
-import { InvalidRequestError } from "../domain/errors.js";
+import { InvalidRequestError, isNamed } from "../domain/errors.js";
 
 /** The four steps Secrets Manager invokes a rotation Lambda with, in order. */
 export const ROTATION_STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"] as const;
@@ -222,8 +222,4 @@ export class RandomSecretRotation {
 function stagesOf(metadata: DescribeSecretCommandOutput, token: string): readonly string[] | undefined {
   const versions = metadata.VersionIdsToStages ?? {};
   return Object.hasOwn(versions, token) ? (versions[token] ?? []) : undefined;
-}
-
-function isNamed(error: unknown, name: string): boolean {
-  return error instanceof Error && error.name === name;
 }

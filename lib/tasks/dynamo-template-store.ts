@@ -1,9 +1,10 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { InternalError, JitvError, UpstreamUnavailableError } from "../domain/errors.js";
+import { InternalError } from "../domain/errors.js";
 import { parseTemplate, type TaskTemplate } from "../domain/template.js";
-import { queryAll } from "./dynamo-query.js";
-import type { TemplateStore } from "./repository.js";
-import { GSI1, type ItemType, TEMPLATES_GSI1PK, templateKey } from "./table.js";
+import { storeUnavailable } from "../store/dynamo-errors.js";
+import { queryAll } from "../store/dynamo-query.js";
+import { GSI1, type ItemType, TEMPLATES_GSI1PK, templateKey } from "../store/table.js";
+import type { TemplateStore } from "./template-store.js";
 
 /** Options of {@link DynamoTemplateStore}. */
 export interface DynamoTemplateStoreOptions {
@@ -103,7 +104,4 @@ function decode(item: Record<string, unknown>): TaskTemplate {
   }
 }
 
-function unavailable(error: unknown): JitvError {
-  if (error instanceof JitvError) return error;
-  return new UpstreamUnavailableError("template store unavailable", { cause: error });
-}
+const unavailable = (error: unknown) => storeUnavailable("template store", error);

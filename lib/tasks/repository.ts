@@ -5,8 +5,6 @@ export type TaskMarks = Partial<
   Pick<Task, "taskToken" | "approvalToken" | "revokedAt" | "secretsRotatedAt" | "closedAt">
 >;
 
-import type { TaskTemplate } from "../domain/template.js";
-
 export type CreateTaskResult =
   /** The task and its TTL lease were written atomically. */
   | { readonly created: true; readonly task: Task }
@@ -57,11 +55,4 @@ export interface TaskRepository {
   ): Promise<Task | undefined>;
   /** Sets lifecycle bookkeeping attributes. @throws NotFoundError when the task does not exist */
   mark(taskId: string, marks: TaskMarks): Promise<void>;
-}
-
-/** Port: task templates by name. Writes are validated by the caller (`parseTemplate` + `lintTemplate`). */
-export interface TemplateStore {
-  get(name: string): Promise<TaskTemplate | undefined>;
-  put(template: TaskTemplate): Promise<void>;
-  list(): Promise<TaskTemplate[]>;
 }

@@ -13,10 +13,10 @@ import {
   lifecycleEntryName,
   type VendingStack,
 } from "../../infra/stacks/vending-stack.js";
+import { TTL_STREAM_FILTER_PATTERN } from "../../lib/app/ttl-backstop.js";
 import { METRICS_NAMESPACE } from "../../lib/audit/metrics.js";
+import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/store/table.js";
 import { LIFECYCLE_STATES } from "../../lib/tasks/lifecycle.js";
-import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/tasks/table.js";
-import { TTL_STREAM_FILTER_PATTERN } from "../../lib/tasks/ttl-backstop.js";
 import {
   actionsOf,
   allIdentityStatements,

@@ -3,7 +3,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { inject } from "vitest";
-import { ensureTable } from "../../lib/tasks/table.js";
+import { ensureTable } from "../../lib/store/table.js";
 
 /** A fresh table on the run's DynamoDB Local, with clients pointed at it. */
 export interface TestTable {

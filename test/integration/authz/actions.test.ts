@@ -1,9 +1,9 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { MemoryAuditLog } from "../../../lib/audit/logger-audit-log.js";
-import { type Core, composeCore } from "../../../lib/compose.js";
 import { SandboxBroker } from "../../../lib/credentials/sandbox-broker.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
+import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import { createTestTable } from "../../support/dynamodb.js";
@@ -15,7 +15,7 @@ import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
 let agents: TestIssuer;
 let staff: TestIssuer;
-let core: Core;
+let core: ApiCore;
 let audit: MemoryAuditLog;
 /** Added to the real clock: moved past the authorizer's 5 s policy cache after each write. */
 let offsetMs = 0;
@@ -41,7 +41,7 @@ beforeAll(async () => {
     approvers: { issuer: staff.issuer, claim: "groups", values: ["jitv-approvers"] },
   });
   audit = new MemoryAuditLog();
-  core = composeCore({
+  core = composeApi({
     doc: table.doc,
     tableName: table.tableName,
     issuers,

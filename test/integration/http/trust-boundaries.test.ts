@@ -3,12 +3,12 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { JWTPayload } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { MemoryAuditLog } from "../../../lib/audit/logger-audit-log.js";
-import { type Core, composeCore } from "../../../lib/compose.js";
 import { SandboxBroker } from "../../../lib/credentials/sandbox-broker.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
+import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
-import { idempotencyKey, taskKey } from "../../../lib/tasks/table.js";
+import { idempotencyKey, taskKey } from "../../../lib/store/table.js";
 import { createTestTable } from "../../support/dynamodb.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
@@ -20,7 +20,7 @@ let bots: TestIssuer;
 let users: TestIssuer;
 let partner: TestIssuer;
 let staff: TestIssuer;
-let core: Core;
+let core: ApiCore;
 let table: Awaited<ReturnType<typeof createTestTable>>;
 let audit: MemoryAuditLog;
 let offsetMs = 0;
@@ -60,7 +60,7 @@ beforeAll(async () => {
     approvers: [staff, users].map((i) => ({ issuer: i.issuer, claim: "groups", values: ["jitv-approvers"] })),
   });
   audit = new MemoryAuditLog();
-  core = composeCore({
+  core = composeApi({
     doc: table.doc,
     tableName: table.tableName,
     issuers,

@@ -3,13 +3,13 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { MemoryAuditLog } from "../../../lib/audit/logger-audit-log.js";
-import { type Core, composeCore } from "../../../lib/compose.js";
 import type { CredentialBroker } from "../../../lib/credentials/broker.js";
 import { SandboxBroker } from "../../../lib/credentials/sandbox-broker.js";
 import { UpstreamUnavailableError } from "../../../lib/domain/errors.js";
 import { lintTemplate } from "../../../lib/domain/render.js";
 import type { AssumeRoleRequest } from "../../../lib/domain/sts.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
+import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import type { LifecycleStarter, TaskTokenSender } from "../../../lib/tasks/lifecycle.js";
@@ -23,7 +23,7 @@ let agents: TestIssuer;
 let customerAgents: TestIssuer;
 let users: TestIssuer;
 let staff: TestIssuer;
-let core: Core;
+let core: ApiCore;
 let table: Awaited<ReturnType<typeof createTestTable>>;
 let audit: MemoryAuditLog;
 let logLines: string[];
@@ -118,7 +118,7 @@ beforeAll(async () => {
     logLines.push(String(chunk));
     return true;
   });
-  core = composeCore({
+  core = composeApi({
     doc: table.doc,
     tableName: table.tableName,
     issuers,
@@ -541,7 +541,7 @@ describe("limits", () => {
         agents: [{ issuer: agents.issuer, subjects: ["agent-rate"] }],
       }),
     );
-    const limited = composeCore({
+    const limited = composeApi({
       doc: table.doc,
       tableName: table.tableName,
       issuers: parseIssuerConfig({

@@ -2,7 +2,7 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { InvalidTokenError, UpstreamUnavailableError } from "../../../lib/domain/errors.js";
 import { DynamoReplayCache } from "../../../lib/identity/dynamo-replay-cache.js";
-import { replayKey } from "../../../lib/tasks/table.js";
+import { replayKey } from "../../../lib/store/table.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 
 const ISSUER = "https://issuer.example";

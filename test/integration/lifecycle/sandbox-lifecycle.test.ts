@@ -5,7 +5,7 @@ import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { SANDBOX_TABLE, type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
-import { leaseKey, pruneLeaseKey, revocationKey } from "../../../lib/tasks/table.js";
+import { leaseKey, pruneLeaseKey, revocationKey } from "../../../lib/store/table.js";
 
 // The lifecycle end to end in the sandbox: DynamoDB Local (real TTL and stream), the real
 // ASL run by aws-local-stepfunctions, the real local issuer, the HTTP API.

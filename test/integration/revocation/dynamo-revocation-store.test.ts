@@ -20,7 +20,7 @@ import {
   roleLockItem,
   roleLockKey,
   roleMetaKey,
-} from "../../../lib/tasks/table.js";
+} from "../../../lib/store/table.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 
 const iam = mockClient(IAMClient);

@@ -2,9 +2,9 @@ import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { InternalError, UpstreamUnavailableError } from "../../../lib/domain/errors.js";
 import { parseTemplate, type TaskTemplate } from "../../../lib/domain/template.js";
-import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-task-repository.js";
+import { templateKey } from "../../../lib/store/table.js";
+import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
-import { templateKey } from "../../../lib/tasks/table.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 import { makeTask } from "./fixtures.js";
 

@@ -4,7 +4,6 @@ import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { RateLimitedError } from "../../../lib/domain/errors.js";
 import type { Task, TaskStatus } from "../../../lib/domain/task.js";
-import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-task-repository.js";
 import {
   activeCountKey,
   ensureTable,
@@ -17,7 +16,8 @@ import {
   TTL_ATTRIBUTE,
   tableDefinition,
   taskKey,
-} from "../../../lib/tasks/table.js";
+} from "../../../lib/store/table.js";
+import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { createTestTable, localClientConfig, type TestTable } from "../../support/dynamodb.js";
 import { makeTask } from "./fixtures.js";
 

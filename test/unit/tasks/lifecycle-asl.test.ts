@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { LIFECYCLE_ASL_PATH, sandboxDefinition } from "../../../lib/sandbox/local-lifecycle.js";
-import { LIFECYCLE_STATES } from "../../../lib/tasks/lifecycle.js";
+import { sandboxDefinition } from "../../../lib/sandbox/local-lifecycle.js";
+import { LIFECYCLE_ASL_PATH, LIFECYCLE_STATES } from "../../../lib/tasks/lifecycle.js";
 
 const validate = createRequire(import.meta.url)("asl-validator") as (
   definition: unknown,

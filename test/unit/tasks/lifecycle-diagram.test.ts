@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LIFECYCLE_ASL_PATH } from "../../../lib/sandbox/local-lifecycle.js";
+import { LIFECYCLE_ASL_PATH } from "../../../lib/tasks/lifecycle.js";
 import { aslToMermaid } from "../../../lib/tasks/lifecycle-diagram.js";
 
 describe("the README's lifecycle diagram", () => {

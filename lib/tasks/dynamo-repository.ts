@@ -9,13 +9,13 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import {
   ConflictError,
   InternalError,
-  JitvError,
+  isNamed,
   NotFoundError,
   RateLimitedError,
   UpstreamUnavailableError,
 } from "../domain/errors.js";
 import type { Task, TaskStatus } from "../domain/task.js";
-import type { CreateTaskOptions, CreateTaskResult, TaskMarks, TaskRepository } from "./repository.js";
+import { isConditionalCheckFailed, storeUnavailable } from "../store/dynamo-errors.js";
 import {
   ACTIVE_COUNT_SK,
   ACTIVE_SLOT_ATTRIBUTE,
@@ -29,7 +29,8 @@ import {
   TTL_ATTRIBUTE,
   taskItem,
   taskKey,
-} from "./table.js";
+} from "../store/table.js";
+import type { CreateTaskOptions, CreateTaskResult, TaskMarks, TaskRepository } from "./repository.js";
 
 /** Options of {@link DynamoTaskRepository}. */
 export interface DynamoTaskRepositoryOptions {
@@ -444,18 +445,12 @@ function toTask(item: Item): Task {
 }
 
 /** Wraps an SDK failure without repeating its message (which may quote request data). */
-function unavailable(error: unknown): JitvError {
-  if (error instanceof JitvError) return error;
-  return new UpstreamUnavailableError("task store unavailable", { cause: error });
-}
+const unavailable = (error: unknown) => storeUnavailable("task store", error);
 
 // By name, not `instanceof`: the document client may load its own copy of client-dynamodb.
-function isNamed<E extends Error>(error: unknown, name: string): error is E {
-  return error instanceof Error && error.name === name;
-}
 
 function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
-  return isNamed(error, "ConditionalCheckFailedException");
+  return isConditionalCheckFailed(error);
 }
 
 /** Full jitter: 0..min(400, 20·2^attempt) ms, so contending writers spread out. */

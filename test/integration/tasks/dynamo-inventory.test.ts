@@ -2,8 +2,9 @@ import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { InvalidRequestError } from "../../../lib/domain/errors.js";
 import type { AgentRef, Task } from "../../../lib/domain/task.js";
-import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-task-repository.js";
-import { DynamoInventory, type ListTasksInput } from "../../../lib/tasks/inventory.js";
+import { DynamoInventory } from "../../../lib/tasks/dynamo-inventory.js";
+import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
+import type { ListTasksInput } from "../../../lib/tasks/inventory.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 import { makeTask } from "./fixtures.js";
 

@@ -6,10 +6,10 @@ import type { Task } from "../../../lib/domain/task.js";
 import { adminRoutes } from "../../../lib/http/admin-routes.js";
 import type { RouteEntry } from "../../../lib/http/api.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
-import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-task-repository.js";
-import { DynamoInventory } from "../../../lib/tasks/inventory.js";
+import { DynamoInventory } from "../../../lib/tasks/dynamo-inventory.js";
+import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
-import { makeTask } from "./fixtures.js";
+import { makeTask } from "../tasks/fixtures.js";
 
 const NOW = Date.parse("2026-03-02T10:00:00.000Z");
 

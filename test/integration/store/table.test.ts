@@ -18,9 +18,9 @@ import {
   replayItem,
   TTL_ATTRIBUTE,
   tableDefinition,
-} from "../../../lib/tasks/table.js";
+} from "../../../lib/store/table.js";
 import { createTestTable, localClientConfig, type TestTable } from "../../support/dynamodb.js";
-import { makeTask } from "./fixtures.js";
+import { makeTask } from "../tasks/fixtures.js";
 
 /** Every record of every shard of the stream, oldest first. */
 async function readStream(streams: DynamoDBStreamsClient, streamArn: string): Promise<StreamRecord[]> {

@@ -1,12 +1,13 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { AuditLog } from "./audit/audit-log.js";
-import type { Metrics } from "./audit/metrics.js";
-import { DynamoRevocationStore } from "./revocation/dynamo-revocation-store.js";
-import type { RolePolicyWriter } from "./revocation/revocation-store.js";
-import type { SecretRotator } from "./secrets/secret-rotator.js";
-import { DynamoTaskRepository } from "./tasks/dynamo-task-repository.js";
-import { DynamoTemplateStore } from "./tasks/dynamo-template-store.js";
-import { TaskLifecycle, type TaskTokenSender } from "./tasks/lifecycle.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import type { Metrics } from "../audit/metrics.js";
+import { DynamoRevocationStore } from "../revocation/dynamo-revocation-store.js";
+import type { RolePolicyWriter } from "../revocation/revocation-store.js";
+import type { SecretRotator } from "../secrets/secret-rotator.js";
+import { DynamoTaskRepository } from "../tasks/dynamo-repository.js";
+import { DynamoTemplateStore } from "../tasks/dynamo-template-store.js";
+import type { TaskTokenSender } from "../tasks/lifecycle.js";
+import { TaskLifecycle } from "./lifecycle-steps.js";
 
 // Kept apart from compose.ts so the lifecycle Lambdas never load the API's dependencies (Cedar).
 

@@ -1,24 +1,26 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { AuditLog } from "./audit/audit-log.js";
-import { LoggerAuditLog } from "./audit/logger-audit-log.js";
-import { CedarAuthorizer } from "./authz/cedar-authorizer.js";
-import { DynamoPolicyStore } from "./authz/policy-store.js";
-import type { CredentialBroker } from "./credentials/broker.js";
-import { adminRoutes } from "./http/admin-routes.js";
-import { createApi, type RouteEntry } from "./http/api.js";
-import type { HttpRequest, HttpResponse } from "./http/types.js";
-import { DynamoReplayCache } from "./identity/dynamo-replay-cache.js";
-import type { IssuerConfig } from "./identity/issuers.js";
-import { TokenVerifier } from "./identity/verifier.js";
-import { DynamoApprovalStore } from "./tasks/approvals.js";
-import { DynamoTaskRepository } from "./tasks/dynamo-task-repository.js";
-import { DynamoTemplateStore } from "./tasks/dynamo-template-store.js";
-import { DynamoInventory } from "./tasks/inventory.js";
-import type { LifecycleStarter, TaskTokenSender } from "./tasks/lifecycle.js";
-import { DynamoVendRateLimiter, type VendRateLimit } from "./tasks/limits.js";
-import { type ApprovalNotifier, LoggerNotifier } from "./tasks/notifier.js";
-import { TaskService } from "./tasks/task-service.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import { LoggerAuditLog } from "../audit/logger-audit-log.js";
+import { CedarAuthorizer } from "../authz/cedar-authorizer.js";
+import { DynamoPolicyStore } from "../authz/dynamo-policy-store.js";
+import { StaffRoles } from "../authz/roles.js";
+import type { CredentialBroker } from "../credentials/broker.js";
+import { DynamoReplayCache } from "../identity/dynamo-replay-cache.js";
+import type { IssuerConfig } from "../identity/issuers.js";
+import { TokenVerifier } from "../identity/verifier.js";
+import { DynamoApprovalStore } from "../tasks/dynamo-approval-store.js";
+import { DynamoInventory } from "../tasks/dynamo-inventory.js";
+import { DynamoVendRateLimiter } from "../tasks/dynamo-rate-limiter.js";
+import { DynamoTaskRepository } from "../tasks/dynamo-repository.js";
+import { DynamoTemplateStore } from "../tasks/dynamo-template-store.js";
+import type { LifecycleStarter, TaskTokenSender } from "../tasks/lifecycle.js";
+import type { VendRateLimit } from "../tasks/limits.js";
+import { LoggerNotifier } from "../tasks/logger-notifier.js";
+import type { ApprovalNotifier } from "../tasks/notifier.js";
+import { AccessControl } from "./access.js";
+import { ApprovalService } from "./approval-service.js";
+import { TaskService } from "./task-service.js";
 
 export interface CoreOptions {
   readonly doc: DynamoDBDocumentClient;
@@ -29,31 +31,30 @@ export interface CoreOptions {
   readonly tokens: TaskTokenSender;
   /** EventBridge in AWS; a log line in the sandbox. */
   readonly notifier?: ApprovalNotifier;
-  /** Per-agent vend rate. @default bursts of 50 vends, refilled at 5 per second */
+  /** Per-agent vend (and refresh) rate. @default `DEFAULT_VEND_RATE` */
   readonly vendRate?: VendRateLimit;
   readonly logger?: Logger;
   readonly audit?: AuditLog;
-  /** Extra routes built from the composed parts (the sandbox's `/v1/sandbox/*`). */
-  readonly extraRoutes?: (parts: {
-    service: TaskService;
-    templates: DynamoTemplateStore;
-  }) => readonly RouteEntry[];
   readonly now?: () => Date;
 }
 
 export interface Core {
   readonly service: TaskService;
+  readonly approvals: ApprovalService;
   readonly templates: DynamoTemplateStore;
   readonly tasks: DynamoTaskRepository;
   /** Cedar policy sets (versioned, validated on write). */
   readonly policies: DynamoPolicyStore;
-  readonly api: (req: HttpRequest) => Promise<HttpResponse>;
+  /** The admin inventory behind `GET /v1/tasks` and `GET /v1/agents`. */
+  readonly inventory: DynamoInventory;
+  /** Who is an admin or approver, and how far each reaches. */
+  readonly roles: StaffRoles;
   readonly logger: Logger;
   readonly audit: AuditLog;
 }
 
 /**
- * Wires the one API core from its adapters. The Lambdas and the sandbox both call this; they
+ * Wires the services of the one API core from its adapters. The Lambdas and the sandbox both call this; they
  * differ only in the clients, the broker (STS vs. sandbox) and the lifecycle (Step Functions
  * vs. the same ASL run in-process).
  */
@@ -75,6 +76,8 @@ export function composeCore(options: CoreOptions): Core {
     onReloadError: (error) =>
       logger.warn("policy reload failed; the last good policies still decide", { error: error.message }),
   });
+  const roles = new StaffRoles(options.issuers.admins, options.issuers.approvers);
+  const access = new AccessControl({ authorizer, roles, audit });
   const service = new TaskService({
     verifier: new TokenVerifier({ config: options.issuers, now }),
     templates,
@@ -86,31 +89,26 @@ export function composeCore(options: CoreOptions): Core {
     lifecycle: options.lifecycle,
     tokens: options.tokens,
     notifier: options.notifier ?? new LoggerNotifier(logger),
-    approvals: new DynamoApprovalStore({ client, tableName }),
+    roles,
+    access,
     rateLimiter: new DynamoVendRateLimiter({
       client,
       tableName,
       now,
-      ...(options.vendRate ?? { capacity: 50, refillPerSecond: 5 }),
+      ...options.vendRate,
     }),
     agents: inventory,
-    ...(options.issuers.admins ? { admins: options.issuers.admins } : {}),
-    ...(options.issuers.approvers ? { approvers: options.issuers.approvers } : {}),
     now,
   });
-  const api = createApi({
-    service,
-    logger,
+  const approvals = new ApprovalService({
+    tasks,
+    templates,
+    approvals: new DynamoApprovalStore({ client, tableName }),
+    tokens: options.tokens,
+    roles,
+    access,
+    audit,
     now,
-    extraRoutes: [
-      ...adminRoutes({
-        authenticate: (token) => service.authenticateAny(token),
-        isAdmin: (identity) => service.isAdmin(identity),
-        scope: (identity, action, requestId) => service.inventoryScope(identity, action, requestId),
-        inventory,
-      }),
-      ...(options.extraRoutes?.({ service, templates }) ?? []),
-    ],
   });
-  return { service, templates, tasks, policies, api, logger, audit };
+  return { service, approvals, templates, tasks, policies, inventory, roles, logger, audit };
 }

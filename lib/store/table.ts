@@ -7,6 +7,7 @@ import {
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
+import { isNamed } from "../domain/errors.js";
 import type { Task, TaskStatus } from "../domain/task.js";
 
 /**
@@ -411,7 +412,7 @@ export function sandboxRolePolicyItem(
 }
 
 /**
- * Cedar policy sets (see `lib/authz/policy-store.ts`): every version of a set is kept as a
+ * Cedar policy sets (see `lib/authz/dynamo-policy-store.ts`): every version of a set is kept as a
  * `policy-version` item; the set's `policy-set` item points at the current one and holds a copy
  * of its text, so loading all current sets is one query on {@link POLICYSETS_GSI1PK}. Both are
  * written in one transaction, conditional on the pointer's expected version.
@@ -615,8 +616,4 @@ async function describe(client: DynamoDBClient, tableName: string) {
     if (isNamed(error, "ResourceNotFoundException")) return undefined;
     throw error;
   }
-}
-
-function isNamed(error: unknown, name: string): boolean {
-  return error instanceof Error && error.name === name;
 }

@@ -7,6 +7,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { UpstreamUnavailableError } from "../domain/errors.js";
 import type { Task } from "../domain/task.js";
+import { isConditionalCheckFailed } from "../store/dynamo-errors.js";
 import {
   idempotencyKey,
   leaseItem,
@@ -15,25 +16,8 @@ import {
   TTL_ATTRIBUTE,
   taskKey,
   toEpochSeconds,
-} from "./table.js";
-
-/** Port: the approval state of tasks that wait for humans. */
-export interface ApprovalStore {
-  /**
-   * Adds one distinct approver to a `pending_approval` task. Returns every approver so far,
-   * or `undefined` when the task is not pending or this approver already approved.
-   */
-  recordApproval(taskId: string, approver: string): Promise<readonly string[] | undefined>;
-  /**
-   * Activates a `pending_approval` task: status `active`, deadline `expiresAt`, its TTL lease and
-   * its Idempotency-Key record (if any) moved to that deadline, in one transaction, so the key
-   * names the same task for the task's whole life. `undefined` when it was not pending.
-   */
-  activate(
-    task: Pick<Task, "taskId" | "agent" | "idempotencyKey">,
-    expiresAt: string,
-  ): Promise<Task | undefined>;
-}
+} from "../store/table.js";
+import type { ApprovalStore } from "./approval-store.js";
 
 /** {@link ApprovalStore} on the task records of the single table. */
 export class DynamoApprovalStore implements ApprovalStore {
@@ -67,7 +51,7 @@ export class DynamoApprovalStore implements ApprovalStore {
       );
       return (out.Attributes?.approvals as string[] | undefined) ?? [];
     } catch (error) {
-      if (error instanceof Error && error.name === "ConditionalCheckFailedException") return undefined;
+      if (isConditionalCheckFailed(error)) return undefined;
       throw new UpstreamUnavailableError("task store unavailable", { cause: error });
     }
   }

@@ -1,12 +1,7 @@
 import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
-import {
-  ConflictError,
-  InternalError,
-  InvalidRequestError,
-  JitvError,
-  UpstreamUnavailableError,
-} from "../domain/errors.js";
-import { queryAll } from "../tasks/dynamo-query.js";
+import { ConflictError, InternalError, InvalidRequestError } from "../domain/errors.js";
+import { storeUnavailable } from "../store/dynamo-errors.js";
+import { queryAll } from "../store/dynamo-query.js";
 import {
   GSI1,
   POLICYSETS_GSI1PK,
@@ -14,7 +9,7 @@ import {
   policySetKey,
   policyVersionItem,
   policyVersionKey,
-} from "../tasks/table.js";
+} from "../store/table.js";
 import { BASELINE_POLICY_SET_NAME, baselinePolicies } from "./baseline.js";
 import type { PolicySnapshot, PolicySource } from "./cedar-authorizer.js";
 import { loadPolicySet, validatePolicySet } from "./cedar-policy-set.js";
@@ -278,7 +273,4 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function unavailable(error: unknown): JitvError {
-  if (error instanceof JitvError) return error;
-  return new UpstreamUnavailableError("policy store unavailable", { cause: error });
-}
+const unavailable = (error: unknown) => storeUnavailable("policy store", error);

@@ -1,10 +1,10 @@
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeEach, describe, expect, it } from "vitest";
 import { CedarAuthorizer } from "../../../lib/authz/cedar-authorizer.js";
-import { DynamoPolicyStore } from "../../../lib/authz/policy-store.js";
+import { DynamoPolicyStore } from "../../../lib/authz/dynamo-policy-store.js";
 import { ConflictError, InvalidRequestError } from "../../../lib/domain/errors.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
-import { policySetKey } from "../../../lib/tasks/table.js";
+import { policySetKey } from "../../../lib/store/table.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 
 const LONG_TTL = `@id("long-ttl")

@@ -8,7 +8,6 @@ import {
   UpstreamUnavailableError,
 } from "../../../lib/domain/errors.js";
 import type { Task } from "../../../lib/domain/task.js";
-import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-task-repository.js";
 import {
   agentTasksGsi1pk,
   GSI1,
@@ -16,7 +15,8 @@ import {
   idempotencyKey,
   leaseKey,
   taskKey,
-} from "../../../lib/tasks/table.js";
+} from "../../../lib/store/table.js";
+import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { createTestTable, localClientConfig, type TestTable } from "../../support/dynamodb.js";
 import { makeTask } from "./fixtures.js";
 

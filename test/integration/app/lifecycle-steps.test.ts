@@ -1,17 +1,17 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
+import { composeLifecycle } from "../../../lib/app/compose-lifecycle.js";
+import type { TaskLifecycle } from "../../../lib/app/lifecycle-steps.js";
 import { MemoryAuditLog } from "../../../lib/audit/logger-audit-log.js";
 import { MemoryMetrics } from "../../../lib/audit/metrics.js";
-import { composeLifecycle } from "../../../lib/compose-lifecycle.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
 import { DynamoRolePolicyWriter } from "../../../lib/revocation/dynamo-role-policy-writer.js";
 import type { RolePolicyWriter } from "../../../lib/revocation/revocation-store.js";
 import { LocalLifecycleRunner } from "../../../lib/sandbox/local-lifecycle.js";
 import { DynamoSecretRotator } from "../../../lib/secrets/dynamo-secret-rotator.js";
-import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-task-repository.js";
+import { leaseKey } from "../../../lib/store/table.js";
+import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
-import type { TaskLifecycle } from "../../../lib/tasks/lifecycle.js";
-import { leaseKey } from "../../../lib/tasks/table.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 import { makeTask } from "../tasks/fixtures.js";
 

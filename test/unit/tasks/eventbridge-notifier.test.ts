@@ -4,7 +4,7 @@ import "aws-sdk-client-mock-vitest/extend";
 import { beforeEach, describe, expect, it } from "vitest";
 import { UpstreamUnavailableError } from "../../../lib/domain/errors.js";
 import type { Task } from "../../../lib/domain/task.js";
-import { EventBridgeNotifier } from "../../../lib/tasks/notifier.js";
+import { EventBridgeNotifier } from "../../../lib/tasks/eventbridge-notifier.js";
 
 const events = mockClient(EventBridgeClient);
 const task: Task = {

@@ -1,6 +1,6 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
-import type { TaskLifecycle } from "./lifecycle.js";
+import type { TaskLifecycle } from "./lifecycle-steps.js";
 
 /** The parts of a DynamoDB stream record (Lambda event shape) the backstop reads. */
 export interface TtlStreamRecord {

@@ -1,6 +1,6 @@
 import { type AuditLog, taskAuditFields } from "../audit/audit-log.js";
-import type { Authorizer, CedarResource } from "../authz/authorizer.js";
-import type { CedarAction } from "../authz/schema.js";
+import type { Authorizer } from "../authz/authorizer.js";
+import type { StaffRoles } from "../authz/roles.js";
 import type { CredentialBroker } from "../credentials/broker.js";
 import {
   ConflictError,
@@ -18,10 +18,13 @@ import { buildAssumeRoleRequest, buildSessionTags } from "../domain/sts-request.
 import { type AgentRef, effectiveStatus, type Task } from "../domain/task.js";
 import type { TaskTemplate } from "../domain/template.js";
 import type { ReplayCache } from "../identity/replay-cache.js";
-import type { ApprovalStore } from "./approvals.js";
-import type { LifecycleStarter, TaskTokenSender } from "./lifecycle.js";
-import type { ApprovalNotifier } from "./notifier.js";
-import type { TaskRepository, TemplateStore } from "./repository.js";
+import type { AgentRegistry, InventoryScope } from "../tasks/inventory.js";
+import type { LifecycleStarter, TaskTokenSender } from "../tasks/lifecycle.js";
+import type { RateLimiter } from "../tasks/limits.js";
+import type { ApprovalNotifier } from "../tasks/notifier.js";
+import type { TaskRepository } from "../tasks/repository.js";
+import type { TemplateStore } from "../tasks/template-store.js";
+import type { AccessControl } from "./access.js";
 
 /** What the service needs from token verification (implemented by `TokenVerifier`). */
 export interface Verifier {
@@ -29,13 +32,6 @@ export interface Verifier {
     token: string,
     options?: { kind?: IssuerKind; use?: "bearer" | "subject" },
   ): Promise<VerifiedIdentity>;
-}
-
-/** Who counts as an admin or approver: tokens from `issuer` whose `claim` holds one of `values`. */
-export interface RoleRule {
-  readonly issuer: string;
-  readonly claim: string;
-  readonly values: readonly string[];
 }
 
 export interface TaskServiceDeps {
@@ -49,20 +45,36 @@ export interface TaskServiceDeps {
   readonly lifecycle: LifecycleStarter;
   readonly tokens: TaskTokenSender;
   readonly notifier: ApprovalNotifier;
-  readonly approvals: ApprovalStore;
-  /**
-   * Per-agent vend and refresh rates (token buckets); `429 rate_limited` with `Retry-After` when
-   * empty.
-   */
-  readonly rateLimiter?: { consume(agent: AgentRef, bucket?: "vend" | "refresh"): Promise<void> };
+  /** Who is an admin, and how far each reaches. */
+  readonly roles: StaffRoles;
+  /** Cedar's decision on every action after the vend (audited when it denies). */
+  readonly access: AccessControl;
+  /** Per-agent vend and refresh rates; `429 rate_limited` with `Retry-After` when empty. */
+  readonly rateLimiter?: RateLimiter;
   /** The agent registry behind `GET /v1/agents`. */
-  readonly agents?: {
-    recordAgentSeen(agent: AgentRef & { zone: Zone }, at: Date, options?: { tenant?: string }): Promise<void>;
-  };
-  readonly admins?: readonly RoleRule[];
-  readonly approvers?: readonly RoleRule[];
+  readonly agents?: AgentRegistry;
   readonly now?: () => Date;
   readonly newTaskId?: () => string;
+}
+
+/** Options of {@link TaskService.vend}, from the HTTP edge. */
+export interface VendOptions {
+  readonly idempotencyKey?: string;
+  readonly requestId?: string;
+  readonly sourceIp?: string;
+}
+
+/** What passed admission: everything the record needs, and how to refuse (audited) from here on. */
+interface Admission {
+  readonly template: TaskTemplate;
+  readonly subject: VerifiedIdentity | undefined;
+  readonly who: { readonly user?: string | undefined; readonly tenant?: string | undefined };
+  readonly ttlSeconds: number;
+  readonly parameters: Record<string, string>;
+  readonly sessionPolicy: string;
+  readonly taskId: string;
+  readonly base: { requestId: string | undefined; template: string; agent: { issuer: string; id: string } };
+  readonly deny: (err: JitvError, extra?: Record<string, unknown>) => never;
 }
 
 /** The body of `POST /v1/tasks`, already schema-checked at the HTTP edge. */
@@ -102,17 +114,60 @@ export class TaskService {
     return this.#d.verifier.verify(token, { kind: "agent" });
   }
 
-  async vend(
-    agent: VerifiedIdentity,
-    input: VendInput,
-    options: { idempotencyKey?: string; requestId?: string; sourceIp?: string } = {},
-  ): Promise<VendResult> {
+  /**
+   * `POST /v1/tasks`: admit → record → schedule → issue. Nothing is returned unless every step
+   * succeeded; a failure after the record exists marks the task `failed`.
+   */
+  async vend(agent: VerifiedIdentity, input: VendInput, options: VendOptions = {}): Promise<VendResult> {
+    const admitted = await this.#admit(agent, input, options);
+    const { template, deny } = admitted;
+    const task = this.#taskOf(admitted, agent, input, options);
+    const maxActive = template.maxActivePerAgent;
+    const created = await this.#d.tasks
+      .create(task, maxActive === undefined ? undefined : { maxActive })
+      .catch((err: JitvError) => deny(err));
+    if (!created.created)
+      return this.#replayIdempotent(agent, created.task, task, template, options.requestId);
+    // Best effort: the registry feeds the inventory, never a decision.
+    await this.#d.agents
+      ?.recordAgentSeen(
+        agentRef(agent, agent.zone),
+        new Date(task.createdAt),
+        admitted.who.tenant ? { tenant: admitted.who.tenant } : {},
+      )
+      .catch(() => undefined);
+
+    await this.#schedule(task, admitted);
+    if (task.status === "pending_approval") {
+      this.#d.audit.record({
+        event: "task.pending_approval",
+        ...admitted.base,
+        ...admitted.who,
+        taskId: task.taskId,
+        quorum: template.approval.quorum,
+      });
+      // Approvers learn of it by notification; a lost notification delays, never grants.
+      await this.#d.notifier.pendingApproval(task, template.approval.quorum).catch(() => undefined);
+      return { status: 202, task };
+    }
+    const credentials = await this.#issue(task, template, { requestId: options.requestId, fresh: true });
+    return { status: 201, task, credentials };
+  }
+
+  /**
+   * Everything a vend must pass before anything is written: the template and zone, the subject
+   * token (customer zone), TTL and parameters, Cedar's `Vend`, the rendered policy and tags, the
+   * vend rate, and the tokens' single use. Each refusal is audited `vend.denied`; passing is
+   * audited `vend.allowed`, with the purpose.
+   */
+  async #admit(agent: VerifiedIdentity, input: VendInput, options: VendOptions): Promise<Admission> {
     const { audit } = this.#d;
     const template = await this.#d.templates.get(input.template);
     if (!template) throw new NotFoundError("unknown template");
     const base = { requestId: options.requestId, template: template.name, agent: agentRef(agent) };
+    let who: { user?: string | undefined; tenant?: string | undefined } = {};
     const deny = (err: JitvError, extra: Record<string, unknown> = {}): never => {
-      audit.record({ event: "vend.denied", ...base, reason: err.message, ...extra });
+      audit.record({ event: "vend.denied", ...base, ...who, reason: err.message, ...extra });
       throw err;
     };
 
@@ -122,17 +177,17 @@ export class TaskService {
     const subject = await this.#verifySubject(template, agent, input.subjectToken).catch((err: JitvError) =>
       deny(err),
     );
-    const who = { user: subject?.id, tenant: subject?.tenant };
+    who = { user: subject?.id, tenant: subject?.tenant };
 
     const ttlSeconds = input.ttlSeconds ?? template.ttl.defaultSeconds;
     if (ttlSeconds < 900 || ttlSeconds > template.ttl.maxSeconds) {
-      deny(new InvalidRequestError(`ttlSeconds must be between 900 and ${template.ttl.maxSeconds}`), who);
+      deny(new InvalidRequestError(`ttlSeconds must be between 900 and ${template.ttl.maxSeconds}`));
     }
     let parameters: Record<string, string> = {};
     try {
       parameters = validateParameters(template, input.parameters);
     } catch (err) {
-      deny(err as JitvError, who);
+      deny(err as JitvError);
     }
 
     const decision = await this.#d.authorizer.authorizeVend({
@@ -146,10 +201,8 @@ export class TaskService {
     });
     const policyVersion =
       decision.policyVersion === undefined ? {} : { policyVersion: decision.policyVersion };
-    if (!decision.allowed) {
-      deny(new ForbiddenError(decision.reason), { ...who, policies: decision.policies, ...policyVersion });
-    }
-    const pending = template.approval.required;
+    if (!decision.allowed)
+      deny(new ForbiddenError(decision.reason), { policies: decision.policies, ...policyVersion });
 
     const taskId = this.#newTaskId();
     let sessionPolicy = "";
@@ -163,16 +216,16 @@ export class TaskService {
       // Session tags carry the claim values verbatim: refuse what STS would refuse, before anything is stored.
       buildSessionTags({ task: taskId, agent: agent.id, template: template.name, ...who });
     } catch (err) {
-      deny(err as JitvError, who);
+      deny(err as JitvError);
     }
     // Before the tokens' jti are consumed: a rate-limited agent retries with the same tokens.
-    await this.#d.rateLimiter?.consume(agentRef(agent)).catch((err: JitvError) => deny(err, who));
+    await this.#d.rateLimiter?.consume(agentRef(agent)).catch((err: JitvError) => deny(err));
     // Both tokens are single-use for vending: the agent's, and the delegation token it was handed.
     for (const token of subject ? [agent, subject] : [agent]) {
       if (token.jti === undefined) continue;
       await this.#d.replay
         .consume(token.issuer, token.jti, token.expiresAt)
-        .catch((err: JitvError) => deny(err, { ...who, token: token === agent ? "agent" : "subject" }));
+        .catch((err: JitvError) => deny(err, { token: token === agent ? "agent" : "subject" }));
     }
     audit.record({
       event: "vend.allowed",
@@ -183,12 +236,17 @@ export class TaskService {
       policies: decision.policies,
       ...policyVersion,
     });
+    return { template, subject, who, ttlSeconds, parameters, sessionPolicy, taskId, base, deny };
+  }
 
+  /** The task record of an admitted vend. A pending task lives until its approval deadline; its own life starts at approval. */
+  #taskOf(admitted: Admission, agent: VerifiedIdentity, input: VendInput, options: VendOptions): Task {
+    const { template, subject, ttlSeconds } = admitted;
+    const pending = template.approval.required;
     const now = this.#now();
-    // A task awaiting approval lives until its approval deadline; its own life starts at approval.
     const lifeSeconds = pending ? template.approval.timeoutSeconds : ttlSeconds;
-    const task: Task = {
-      taskId,
+    return {
+      taskId: admitted.taskId,
       status: pending ? "pending_approval" : "active",
       template: template.name,
       zone: template.zone,
@@ -198,56 +256,32 @@ export class TaskService {
         ? {}
         : { onBehalfOf: { issuer: subject.issuer, user: subject.id, tenant: subject.tenant } }),
       ...(input.purpose === undefined ? {} : { purpose: input.purpose }),
-      parameters,
-      sessionPolicy,
+      parameters: admitted.parameters,
+      sessionPolicy: admitted.sessionPolicy,
       createdAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + lifeSeconds * 1000).toISOString(),
       ttlSeconds,
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
       issuedCount: 0,
     };
-    const maxActive = template.maxActivePerAgent;
-    const created = await this.#d.tasks
-      .create(task, maxActive === undefined ? undefined : { maxActive })
-      .catch((err: JitvError) => deny(err, who));
-    if (!created.created)
-      return this.#replayIdempotent(agent, created.task, task, template, options.requestId);
-    // Best effort: the registry feeds the inventory, never a decision.
-    await this.#d.agents
-      ?.recordAgentSeen(
-        { ...agentRef(agent), zone: agent.zone },
-        now,
-        who.tenant ? { tenant: who.tenant } : {},
-      )
-      .catch(() => undefined);
+  }
 
-    // The revocation is scheduled (lifecycle execution + TTL lease) before any credential exists.
+  /** The revocation is scheduled (lifecycle execution + TTL lease) before any credential exists. */
+  async #schedule(task: Task, admitted: Admission): Promise<void> {
     try {
-      await this.#d.lifecycle.start(created.task);
+      await this.#d.lifecycle.start(task);
     } catch (cause) {
       const err = new UpstreamUnavailableError("could not schedule the task's lifecycle", { cause });
-      await this.#d.tasks.markFailed(taskId, err.message).catch(() => undefined);
-      audit.record({ event: "task.failed", ...base, ...who, taskId, reason: err.message });
+      await this.#d.tasks.markFailed(task.taskId, err.message).catch(() => undefined);
+      this.#d.audit.record({
+        event: "task.failed",
+        ...admitted.base,
+        ...admitted.who,
+        taskId: task.taskId,
+        reason: err.message,
+      });
       throw err;
     }
-    if (pending) {
-      audit.record({
-        event: "task.pending_approval",
-        ...base,
-        ...who,
-        taskId,
-        quorum: template.approval.quorum,
-      });
-      // Approvers learn of it by notification; a lost notification delays, never grants.
-      await this.#d.notifier.pendingApproval(created.task, template.approval.quorum).catch(() => undefined);
-      return { status: 202, task: created.task };
-    }
-
-    const credentials = await this.#issue(created.task, template, {
-      requestId: options.requestId,
-      fresh: true,
-    });
-    return { status: 201, task: created.task, credentials };
   }
 
   /**
@@ -256,10 +290,10 @@ export class TaskService {
    */
   async getTask(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
-    if (!task || !(isOwner(caller, task) || this.administers(caller, task)))
+    if (!task || !(isOwner(caller, task) || this.#d.roles.administers(caller, task)))
       throw new NotFoundError("unknown task");
     const current = { ...task, status: effectiveStatus(task, this.#now()) };
-    await this.#authorize("ReadTask", caller, { kind: "task", task: current }, requestId);
+    await this.#d.access.require("ReadTask", caller, { kind: "task", task: current }, requestId);
     return current;
   }
 
@@ -270,7 +304,7 @@ export class TaskService {
     if (status !== "active") throw new ConflictError(`the task is ${status}`);
     const template = await this.#d.templates.get(task.template);
     if (!template) throw new ConflictError("the task's template no longer exists");
-    await this.#authorize("Refresh", caller, { kind: "task", task, template }, requestId);
+    await this.#d.access.require("Refresh", caller, { kind: "task", task, template }, requestId);
     await this.#d.rateLimiter?.consume(agentRef(caller), "refresh");
     const credentials = await this.#issue(task, template, { requestId, fresh: false });
     return { status: 201, task, credentials };
@@ -280,103 +314,19 @@ export class TaskService {
   async complete(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
     const task = await this.#owned(caller, taskId);
     return this.#end(task, "completed", undefined, requestId, {}, () =>
-      this.#authorize("Complete", caller, { kind: "task", task }, requestId),
+      this.#d.access.require("Complete", caller, { kind: "task", task }, requestId),
     );
   }
 
   /** `POST /v1/tasks/{id}/revoke`: an admin ends a task with a reason. */
   async revoke(caller: VerifiedIdentity, taskId: string, reason: string, requestId?: string): Promise<Task> {
-    if (!this.isAdmin(caller)) throw new ForbiddenError("only admins may revoke tasks");
+    if (!this.#d.roles.isAdmin(caller)) throw new ForbiddenError("only admins may revoke tasks");
     const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
     // Outside the admin's reach (another tenant, or a workforce task for a customer-zone admin): unknown.
-    if (!task || !this.administers(caller, task)) throw new NotFoundError("unknown task");
+    if (!task || !this.#d.roles.administers(caller, task)) throw new NotFoundError("unknown task");
     return this.#end(task, "revoked", reason, requestId, { revokedBy: caller.id }, () =>
-      this.#authorize("Revoke", caller, { kind: "task", task }, requestId),
+      this.#d.access.require("Revoke", caller, { kind: "task", task }, requestId),
     );
-  }
-
-  /**
-   * `POST /v1/tasks/{id}/approve`: one approver's approval. Approvers are the issuers file's
-   * `approvers`, in the task's zone, and never the agent or the user it acts for; `quorum`
-   * distinct approvers activate the task, whose life starts then.
-   */
-  async approve(caller: VerifiedIdentity, taskId: string, requestId?: string) {
-    const task = await this.#pendingForApprover(caller, taskId, requestId);
-    const template = await this.#d.templates.get(task.template);
-    const quorum = template?.approval.quorum ?? 1;
-    const approvals = await this.#d.approvals.recordApproval(task.taskId, approverKey(caller));
-    if (!approvals) throw new ConflictError("already approved by this approver, or no longer pending");
-    this.#auditTask("approval.recorded", task, requestId, {
-      approver: caller.id,
-      approvals: approvals.length,
-      quorum,
-    });
-    if (approvals.length < quorum) {
-      return { taskId: task.taskId, status: "pending_approval" as const, approvals: approvals.length };
-    }
-    const ttlSeconds = task.ttlSeconds ?? template?.ttl.defaultSeconds ?? 900;
-    const expiresAt = new Date(this.#now().getTime() + ttlSeconds * 1000).toISOString();
-    const active = await this.#d.approvals.activate(task, expiresAt);
-    if (active) {
-      this.#auditTask("task.approved", active, requestId, { approvals: approvals.length });
-      if (active.approvalToken) {
-        await this.#d.tokens
-          .sendSuccess(active.approvalToken, { decision: "approved", timeoutSeconds: ttlSeconds })
-          .catch(() => this.#auditTask("lifecycle.signal_failed", active, requestId));
-      }
-    }
-    const current = await this.#d.tasks.get(task.taskId);
-    return { taskId: task.taskId, status: current?.status ?? "active", approvals: approvals.length };
-  }
-
-  /** `POST /v1/tasks/{id}/deny`: an approver refuses; the task is `denied` and never yields credentials. */
-  async deny(caller: VerifiedIdentity, taskId: string, reason: string | undefined, requestId?: string) {
-    const task = await this.#pendingForApprover(caller, taskId, requestId);
-    const denied = await this.#d.tasks.transition(
-      task.taskId,
-      ["pending_approval"],
-      "denied",
-      reason ?? "approval refused",
-    );
-    if (!denied) throw new ConflictError("the task is no longer pending approval");
-    this.#auditTask("task.denied", denied, requestId, { approver: caller.id, reason: denied.reason });
-    if (denied.approvalToken) {
-      await this.#d.tokens
-        .sendSuccess(denied.approvalToken, { decision: "denied" })
-        .catch(() => this.#auditTask("lifecycle.signal_failed", denied, requestId));
-    }
-    return { taskId: task.taskId, status: "denied" as const, approvals: denied.approvals?.length ?? 0 };
-  }
-
-  isApprover(identity: VerifiedIdentity): boolean {
-    return matchesRole(identity, this.#d.approvers);
-  }
-
-  /**
-   * The pending task an approver may decide on (approve or deny): the issuers file's approvers
-   * rule and the code checks first (403/404/409), then Cedar's `Approve`.
-   */
-  async #pendingForApprover(caller: VerifiedIdentity, taskId: string, requestId?: string): Promise<Task> {
-    if (!this.isApprover(caller)) throw new ForbiddenError("only approvers may decide on tasks");
-    const task = isTaskId(taskId) ? await this.#d.tasks.get(taskId) : undefined;
-    if (!task) throw new NotFoundError("unknown task");
-    if (!inReach(caller, task, false)) {
-      // A task the caller cannot even read is unknown to it; one it administers is only not theirs to approve.
-      if (!this.administers(caller, task)) throw new NotFoundError("unknown task");
-      throw new ForbiddenError(
-        "approvers decide only on tasks of their own zone (and, customer zone, tenant)",
-      );
-    }
-    const self =
-      (caller.issuer === task.agent.issuer && caller.id === task.agent.id) ||
-      (task.onBehalfOf !== undefined &&
-        caller.issuer === task.onBehalfOf.issuer &&
-        caller.id === task.onBehalfOf.user);
-    if (self) throw new ForbiddenError("the agent and the user it acts for cannot approve their own task");
-    const status = effectiveStatus(task, this.#now());
-    if (status !== "pending_approval") throw new ConflictError(`the task is ${status}`);
-    await this.#authorize("Approve", caller, { kind: "task", task: { ...task, status } }, requestId);
-    return task;
   }
 
   /**
@@ -394,7 +344,7 @@ export class TaskService {
     if (caller.zone === "customer") {
       if (caller.tenant === undefined)
         throw new ForbiddenError("a customer-zone admin token needs a tenant claim");
-      await this.#authorize(
+      await this.#d.access.require(
         action,
         caller,
         { kind: "zone", zone: "customer", tenant: caller.tenant },
@@ -403,52 +353,14 @@ export class TaskService {
       return { zone: "customer", tenant: caller.tenant };
     }
     // The workforce zone decides whether the admin may list at all; the customer zone only widens it.
-    await this.#authorize(action, caller, { kind: "zone", zone: "workforce" }, requestId);
-    const customer = await this.#authorize(
-      action,
-      caller,
-      { kind: "zone", zone: "customer" },
-      requestId,
-    ).then(
-      () => true,
-      () => false,
-    );
+    await this.#d.access.require(action, caller, { kind: "zone", zone: "workforce" }, requestId);
+    const customer = await this.#d.access
+      .require(action, caller, { kind: "zone", zone: "customer" }, requestId)
+      .then(
+        () => true,
+        () => false,
+      );
     return customer ? {} : { zone: "workforce" };
-  }
-
-  /** The `Jitv::Role`s the issuers file's rules grant an identity: `admin`, `approver`. */
-  rolesOf(identity: VerifiedIdentity): string[] {
-    return [...(this.isAdmin(identity) ? ["admin"] : []), ...(this.isApprover(identity) ? ["approver"] : [])];
-  }
-
-  /**
-   * Asks the one Cedar engine, after the code checks passed. A deny is audited (`access.denied`,
-   * naming the policies) and answered `403` with the decision's reason.
-   */
-  async #authorize(
-    action: CedarAction,
-    caller: VerifiedIdentity,
-    resource: CedarResource,
-    requestId: string | undefined,
-  ): Promise<void> {
-    const decision = await this.#d.authorizer.authorize(
-      action,
-      { identity: caller, roles: this.rolesOf(caller) },
-      resource,
-    );
-    if (decision.allowed) return;
-    this.#d.audit.record({
-      event: "access.denied",
-      requestId,
-      action,
-      ...(resource.kind === "task" ? taskAuditFields(resource.task) : {}),
-      zone: resource.kind === "zone" ? resource.zone : undefined,
-      caller: { issuer: caller.issuer, id: caller.id, kind: caller.kind },
-      reason: decision.reason,
-      policies: decision.policies,
-      ...(decision.policyVersion === undefined ? {} : { policyVersion: decision.policyVersion }),
-    });
-    throw new ForbiddenError(decision.reason);
   }
 
   #auditTask(event: Parameters<AuditLog["record"]>[0]["event"], task: Task, requestId?: string, extra = {}) {
@@ -458,19 +370,6 @@ export class TaskService {
   /** Verifies any token (agent or user) for read access. */
   authenticateAny(token: string): Promise<VerifiedIdentity> {
     return this.#d.verifier.verify(token);
-  }
-
-  /** An admin by the issuers file's `admins` rules (of some reach: see {@link TaskService.administers}). */
-  isAdmin(identity: VerifiedIdentity): boolean {
-    return matchesRole(identity, this.#d.admins);
-  }
-
-  /**
-   * True when `identity` is an admin whose reach covers `task` (CONTRACT.md section 2): a
-   * workforce admin every task, a customer-zone admin the customer-zone tasks of its own tenant.
-   */
-  administers(identity: VerifiedIdentity, task: Task): boolean {
-    return this.isAdmin(identity) && inReach(identity, task, true);
   }
 
   async #owned(caller: VerifiedIdentity, taskId: string): Promise<Task> {
@@ -553,7 +452,7 @@ export class TaskService {
     }
     const status = effectiveStatus(existing, this.#now());
     if (status === "pending_approval" || status === "active") {
-      await this.#authorize(
+      await this.#d.access.require(
         status === "active" ? "Refresh" : "ReadTask",
         agent,
         { kind: "task", task: existing, template },
@@ -601,26 +500,10 @@ export class TaskService {
   }
 }
 
-function agentRef(agent: VerifiedIdentity) {
-  return { issuer: agent.issuer, id: agent.id };
-}
-
-/** What an admin's listing covers: no field, everything; `zone`/`tenant` narrow it. */
-export interface InventoryScope {
-  readonly zone?: Zone;
-  readonly tenant?: string;
-}
-
-/**
- * Whether a staff identity's zone (and, customer zone, tenant) reaches `task`. Workforce admins
- * (`crossZones`) reach every zone; workforce approvers only workforce tasks; customer-zone staff
- * only delegated tasks of the tenant named in their own token.
- */
-function inReach(identity: VerifiedIdentity, task: Task, crossZones: boolean): boolean {
-  if (identity.zone === "workforce") return crossZones || task.zone === "workforce";
-  return (
-    task.zone === "customer" && identity.tenant !== undefined && task.onBehalfOf?.tenant === identity.tenant
-  );
+function agentRef(agent: VerifiedIdentity): AgentRef;
+function agentRef(agent: VerifiedIdentity, zone: Zone): AgentRef & { zone: Zone };
+function agentRef(agent: VerifiedIdentity, zone?: Zone) {
+  return { issuer: agent.issuer, id: agent.id, ...(zone === undefined ? {} : { zone }) };
 }
 
 /** A replay asks for the same thing: template, parameters, the user and tenant it acts for. */
@@ -636,20 +519,6 @@ function sameRequest(a: Task, b: Task): boolean {
   );
 }
 
-function approverKey(identity: VerifiedIdentity): string {
-  return `${identity.issuer}|${identity.id}`;
-}
-
 function isOwner(caller: VerifiedIdentity, task: Task): boolean {
   return caller.kind === "agent" && caller.issuer === task.agent.issuer && caller.id === task.agent.id;
-}
-
-/** True when the identity's token comes from a rule's `issuer` and its `claim` holds one of the rule's `values`. */
-export function matchesRole(identity: VerifiedIdentity, rules: readonly RoleRule[] | undefined): boolean {
-  return (rules ?? []).some((rule) => {
-    if (identity.issuer !== rule.issuer) return false;
-    const claim = identity.claims[rule.claim];
-    const values = Array.isArray(claim) ? claim : [claim];
-    return values.some((v) => typeof v === "string" && rule.values.includes(v));
-  });
 }

@@ -1,7 +1,7 @@
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { describe, expect, it } from "vitest";
-import type { TaskLifecycle } from "../../../lib/tasks/lifecycle.js";
-import { handleTtlRecords, isTtlLeaseExpiry, type TtlStreamRecord } from "../../../lib/tasks/ttl-backstop.js";
+import type { TaskLifecycle } from "../../../lib/app/lifecycle-steps.js";
+import { handleTtlRecords, isTtlLeaseExpiry, type TtlStreamRecord } from "../../../lib/app/ttl-backstop.js";
 
 const ttl = { type: "Service", principalId: "dynamodb.amazonaws.com" };
 const record = (

@@ -5,14 +5,15 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import middy from "@middy/core";
-import { LoggerAuditLog } from "./audit/logger-audit-log.js";
-import { EmfMetrics } from "./audit/metrics.js";
+import { LoggerAuditLog } from "../audit/logger-audit-log.js";
+import { EmfMetrics } from "../audit/metrics.js";
+import { ENV, requireEnv } from "../config.js";
+import { IamRolePolicyWriter } from "../revocation/iam-role-policy-writer.js";
+import { SecretsManagerRotator } from "../secrets/secrets-manager-rotator.js";
+import type { LIFECYCLE_STATES } from "../tasks/lifecycle.js";
+import { SfnTaskTokenSender } from "../tasks/sfn-lifecycle.js";
 import { composeLifecycle } from "./compose-lifecycle.js";
-import { ENV, requireEnv } from "./config.js";
-import { IamRolePolicyWriter } from "./revocation/iam-role-policy-writer.js";
-import { SecretsManagerRotator } from "./secrets/secrets-manager-rotator.js";
-import type { LIFECYCLE_STATES, TaskLifecycle } from "./tasks/lifecycle.js";
-import { SfnTaskTokenSender } from "./tasks/sfn-lifecycle.js";
+import type { TaskLifecycle } from "./lifecycle-steps.js";
 
 /** The DynamoDB document client every function uses (undefined attributes dropped). */
 export function documentClient(): DynamoDBDocumentClient {

@@ -6,8 +6,9 @@ import { RateLimitedError } from "../../../lib/domain/errors.js";
 import type { AgentRef } from "../../../lib/domain/task.js";
 import { errorResponse } from "../../../lib/http/errors.js";
 import { startDynamoDbLocal } from "../../../lib/sandbox/dynamodb-local.js";
-import { DynamoVendRateLimiter } from "../../../lib/tasks/limits.js";
-import { rateBucketKey } from "../../../lib/tasks/table.js";
+import { rateBucketKey } from "../../../lib/store/table.js";
+import { DynamoVendRateLimiter } from "../../../lib/tasks/dynamo-rate-limiter.js";
+import { DEFAULT_VEND_RATE } from "../../../lib/tasks/limits.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 
 let table: TestTable;
@@ -100,16 +101,19 @@ describe("DynamoVendRateLimiter", () => {
     await rate.consume(agent);
   });
 
-  it("defaults to 10 at once, and keeps one bucket per agent", async () => {
+  it("defaults to DEFAULT_VEND_RATE's capacity (50) at once, and keeps one bucket per agent and kind", async () => {
+    expect(DEFAULT_VEND_RATE.capacity).toBe(50);
     const clock = manualClock();
     const rate = limiter({ now: clock.now });
     const busy = newAgent();
     const other = newAgent();
-    for (let i = 0; i < 10; i++) await rate.consume(busy);
+    for (let i = 0; i < DEFAULT_VEND_RATE.capacity; i++) await rate.consume(busy);
     await rejection(rate.consume(busy));
 
     await rate.consume(other);
     await rate.consume({ issuer: "https://other-issuer.example", id: busy.id });
+    // Refreshes draw from their own bucket: an agent out of vends still refreshes.
+    await rate.consume(busy, "refresh");
   });
 
   it("lets exactly capacity of 20 concurrent vends through", async () => {
