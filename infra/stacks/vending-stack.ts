@@ -295,7 +295,8 @@ export class VendingStack extends Stack {
     };
     const reviseTargetRoles = new PolicyStatement({
       sid: "RevocationPolicyOnTargetRoles",
-      actions: ["iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+      // ListRolePolicies + GetRolePolicy measure what the role's inline quota has free.
+      actions: ["iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies"],
       resources: targetRoleArns,
     });
     const rotateTaggedSecrets = new PolicyStatement({

@@ -37,6 +37,8 @@ export function composeLifecycle(options: LifecycleOptions): TaskLifecycle {
       metrics.count("RevocationFallback");
       audit.record({ event: "revocation.fallback", roleArn, cutoff });
     },
+    // A deleted role denies every session already: the revocation is complete, and said so.
+    onRoleMissing: (roleArn) => audit.record({ event: "revocation.role_missing", roleArn }),
   });
   return new TaskLifecycle({
     tasks: new DynamoTaskRepository({ client, tableName, now }),

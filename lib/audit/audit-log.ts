@@ -18,6 +18,7 @@ export interface AuditEvent {
     | "task.closed"
     | "task.revocation_failed"
     | "revocation.fallback"
+    | "revocation.role_missing"
     | "revocation.pruned"
     | "lifecycle.signal_failed"
     | "secret.rotated"

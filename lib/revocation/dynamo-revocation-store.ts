@@ -27,6 +27,8 @@ import {
   REVOCATION_POLICY_NAME,
   type RevocationEntry,
   type RevocationStore,
+  RoleNotFoundError,
+  RolePolicyLimitError,
   type RolePolicyWriter,
 } from "./revocation-store.js";
 
@@ -39,7 +41,9 @@ export interface DynamoRevocationStoreOptions {
   /** @default () => new Date() */
   readonly now?: () => Date;
   /**
-   * Non-whitespace characters the projected policy may use before the cutoff fallback.
+   * Most non-whitespace characters the projected policy may use before the cutoff fallback; the
+   * budget is the smaller of this and what the role's inline quota really has free
+   * (`RolePolicyWriter.freeInlineChars`).
    * @default REVOCATION_POLICY_BUDGET_CHARS (6144)
    */
   readonly budgetChars?: number;
@@ -60,6 +64,11 @@ export interface DynamoRevocationStoreOptions {
    * Errors it throws are ignored: they must not stop a revocation.
    */
   readonly onFallback?: (roleArn: string, cutoff: string) => void;
+  /**
+   * Called when the role no longer exists (IAM `NoSuchEntity`): its sessions have no permissions
+   * left, so the revocation counts as done. The caller audits it. Errors it throws are ignored.
+   */
+  readonly onRoleMissing?: (roleArn: string) => void;
   /** Injected in tests so backoff does not really wait. @default setTimeout */
   readonly sleep?: (ms: number) => Promise<void>;
   /** Random number in [0, 1) for the backoff jitter. @default Math.random */
@@ -117,6 +126,7 @@ export class DynamoRevocationStore implements RevocationStore {
   readonly #lockTtlMs: number;
   readonly #lockWaitMs: number;
   readonly #onFallback: ((roleArn: string, cutoff: string) => void) | undefined;
+  readonly #onRoleMissing: ((roleArn: string) => void) | undefined;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
 
@@ -129,6 +139,7 @@ export class DynamoRevocationStore implements RevocationStore {
     this.#lockTtlMs = options.lockTtlMs ?? 30_000;
     this.#lockWaitMs = options.lockWaitMs ?? 20_000;
     this.#onFallback = options.onFallback;
+    this.#onRoleMissing = options.onRoleMissing;
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#random = options.random ?? Math.random;
   }
@@ -155,7 +166,7 @@ export class DynamoRevocationStore implements RevocationStore {
       revokedAt: this.#now().toISOString(),
       credentialsExpireAt,
     });
-    await this.project(entry.roleArn);
+    await this.project(entry.roleArn, await this.#ticket(entry.roleArn));
   }
 
   /**
@@ -186,7 +197,7 @@ export class DynamoRevocationStore implements RevocationStore {
       }
       return false;
     }
-    await this.project(roleArn);
+    await this.project(roleArn, await this.#ticket(roleArn));
     return true;
   }
 
@@ -201,10 +212,11 @@ export class DynamoRevocationStore implements RevocationStore {
    * expired fallback cutoff or to repair a policy changed outside jitv.
    * @throws UpstreamUnavailableError when DynamoDB or the writer fails, or the role stays locked
    */
-  async project(roleArn: string): Promise<void> {
+  async project(roleArn: string, ticket?: number): Promise<void> {
     for (let round = 1; ; round++) {
       const owner = randomUUID();
-      await this.#acquire(roleArn, owner);
+      // Another writer's projection that started after our change covers it: nothing left to do.
+      if ((await this.#acquire(roleArn, owner, ticket)) === "covered") return;
       try {
         await this.#projectLocked(roleArn);
       } catch (error) {
@@ -221,33 +233,56 @@ export class DynamoRevocationStore implements RevocationStore {
   async #projectLocked(roleArn: string): Promise<void> {
     const now = this.#now();
     const nowMs = now.getTime();
-    const [entries, storedCutoff] = await Promise.all([this.#entries(roleArn), this.#cutoff(roleArn)]);
+    // Read before the entries: every change whose ticket is at most this is in what we read.
+    const { cutoff: storedCutoff, requested } = await this.#meta(roleArn);
+    const entries = await this.#entries(roleArn);
     const live = entries.filter((e) => Date.parse(e.credentialsExpireAt) + PRUNE_GRACE_MS > nowMs);
-
     const cutoffExpired =
       storedCutoff !== undefined && !(nowMs < Date.parse(storedCutoff) + CUTOFF_LIFETIME_MS);
-    let cutoff = cutoffExpired ? undefined : storedCutoff;
-    let document = render(live, cutoff);
-    let newCutoff: string | undefined;
-    if (document !== undefined && !fitsBudget(document, this.#budgetChars)) {
-      newCutoff = cutoffAt(now);
-      cutoff = newCutoff;
-      document = render(live, cutoff);
-    }
 
-    if (newCutoff !== undefined) {
+    let fellBack = false;
+    /** The size fallback: deny every session of the role issued before now (a few hundred characters). */
+    const fallBack = async (): Promise<string> => {
+      const cutoff = cutoffAt(now);
       // Recorded before the policy is written: a failed write is retried with the same cutoff.
-      await this.#putMeta(roleArn, newCutoff);
-      this.#notifyFallback(roleArn, newCutoff);
+      await this.#setCutoff(roleArn, cutoff);
+      this.#notify(this.#onFallback, roleArn, cutoff);
+      fellBack = true;
+      return render(live, cutoff) as string;
+    };
+    try {
+      let document = render(live, cutoffExpired ? undefined : storedCutoff);
+      if (document === undefined) {
+        await this.#writer.delete(roleArn, REVOCATION_POLICY_NAME);
+      } else {
+        const free = await this.#writer.freeInlineChars(roleArn, REVOCATION_POLICY_NAME);
+        if (!fitsBudget(document, Math.min(this.#budgetChars, free))) document = await fallBack();
+        await this.#writer.put(roleArn, REVOCATION_POLICY_NAME, document).catch(async (error: unknown) => {
+          // The role's own policies grew since we measured them: never leave an ended task usable.
+          if (!(error instanceof RolePolicyLimitError) || fellBack) throw error;
+          await this.#writer.put(roleArn, REVOCATION_POLICY_NAME, await fallBack());
+        });
+      }
+    } catch (error) {
+      if (!(error instanceof RoleNotFoundError)) throw error;
+      // A deleted role's sessions have no permissions left: nothing to deny, and retrying cannot help.
+      this.#notify(this.#onRoleMissing, roleArn);
     }
-    if (document === undefined) await this.#writer.delete(roleArn, REVOCATION_POLICY_NAME);
-    else await this.#writer.put(roleArn, REVOCATION_POLICY_NAME, document);
-    if (cutoffExpired && newCutoff === undefined) await this.#putMeta(roleArn, undefined);
+    if (cutoffExpired && !fellBack) await this.#setCutoff(roleArn, undefined);
+    await this.#markProjected(roleArn, requested);
   }
 
-  async #acquire(roleArn: string, owner: string): Promise<void> {
+  /**
+   * Takes the role's projection lock, or answers `covered` as soon as a projection that started
+   * after the caller's change (its `ticket`) has finished: under a burst, one projection serves
+   * every change that queued behind the lock.
+   */
+  async #acquire(roleArn: string, owner: string, ticket: number | undefined): Promise<"locked" | "covered"> {
     let waited = 0;
     for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 && ticket !== undefined && (await this.#meta(roleArn)).projected >= ticket) {
+        return "covered";
+      }
       const nowMs = this.#now().getTime();
       try {
         await this.#client.send(
@@ -258,7 +293,7 @@ export class DynamoRevocationStore implements RevocationStore {
             ExpressionAttributeValues: { ":now": nowMs },
           }),
         );
-        return;
+        return "locked";
       } catch (error) {
         if (!isConditionalCheckFailed(error)) throw unavailable(error);
       }
@@ -376,33 +411,80 @@ export class DynamoRevocationStore implements RevocationStore {
     return entries;
   }
 
-  async #cutoff(roleArn: string): Promise<string | undefined> {
+  /**
+   * The role's meta item: the fallback `cutoff`, and the projection counters — `requested` counts
+   * changes to the role's entries (each revoke or prune takes the next number as its ticket),
+   * `projected` is the highest number a finished projection had read before its entries.
+   */
+  async #meta(roleArn: string): Promise<{ cutoff?: string; requested: number; projected: number }> {
     try {
       const out = await this.#client.send(
         new GetCommand({ TableName: this.#tableName, Key: roleMetaKey(roleArn), ConsistentRead: true }),
       );
-      const cutoff = out.Item?.cutoff;
-      return typeof cutoff === "string" ? cutoff : undefined;
+      const item = out.Item ?? {};
+      return {
+        ...(typeof item.cutoff === "string" ? { cutoff: item.cutoff } : {}),
+        requested: typeof item.requested === "number" ? item.requested : 0,
+        projected: typeof item.projected === "number" ? item.projected : 0,
+      };
     } catch (error) {
       throw unavailable(error);
     }
   }
 
-  async #putMeta(roleArn: string, cutoff: string | undefined): Promise<void> {
+  /** Counts one change to the role's entries (after it is written) and returns its number. */
+  async #ticket(roleArn: string): Promise<number> {
+    const out = await this.#updateMeta(roleArn, "ADD requested :one", { ":one": 1 }, "UPDATED_NEW");
+    return Number(out?.requested ?? 0);
+  }
+
+  async #markProjected(roleArn: string, requested: number): Promise<void> {
+    await this.#updateMeta(roleArn, "SET projected = :n", { ":n": requested }, "NONE", {
+      ConditionExpression: "attribute_not_exists(projected) OR projected < :n",
+    }).catch((error: unknown) => {
+      // A later projection already recorded more: fine.
+      if (!isConditionalCheckFailed(error)) throw error;
+    });
+  }
+
+  async #setCutoff(roleArn: string, cutoff: string | undefined): Promise<void> {
+    await (cutoff === undefined
+      ? this.#updateMeta(roleArn, "REMOVE cutoff", undefined, "NONE")
+      : this.#updateMeta(roleArn, "SET cutoff = :cutoff", { ":cutoff": cutoff }, "NONE"));
+  }
+
+  async #updateMeta(
+    roleArn: string,
+    expression: string,
+    values: Record<string, unknown> | undefined,
+    returnValues: "UPDATED_NEW" | "NONE",
+    extra: { ConditionExpression?: string } = {},
+  ): Promise<Record<string, unknown> | undefined> {
+    const { pk, sk, ...attributes } = roleMetaItem(roleArn);
     try {
-      await this.#client.send(
-        new PutCommand({ TableName: this.#tableName, Item: roleMetaItem(roleArn, cutoff) }),
+      const out = await this.#client.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: { pk, sk },
+          UpdateExpression: `SET #type = :type, roleArn = :role ${expression.startsWith("SET ") ? `, ${expression.slice(4)}` : expression}`,
+          ExpressionAttributeNames: { "#type": "type" },
+          ExpressionAttributeValues: { ":type": attributes.type, ":role": roleArn, ...values },
+          ReturnValues: returnValues,
+          ...extra,
+        }),
       );
+      return out.Attributes;
     } catch (error) {
+      if (isConditionalCheckFailed(error)) throw error;
       throw unavailable(error);
     }
   }
 
-  #notifyFallback(roleArn: string, cutoff: string): void {
+  #notify<A extends unknown[]>(callback: ((...args: A) => void) | undefined, ...args: A): void {
     try {
-      this.#onFallback?.(roleArn, cutoff);
+      callback?.(...args);
     } catch {
-      // Reporting the fallback must not stop the revocation.
+      // Reporting must not stop a revocation.
     }
   }
 }

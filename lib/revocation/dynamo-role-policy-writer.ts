@@ -1,19 +1,32 @@
 import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { storeUnavailable } from "../store/dynamo-errors.js";
+import { queryAll } from "../store/dynamo-query.js";
 import { sandboxRolePolicyItem, sandboxRolePolicyKey } from "../store/table.js";
-import type { RolePolicyWriter } from "./revocation-store.js";
+import { nonWhitespaceLength } from "./policy.js";
+import {
+  INLINE_POLICY_QUOTA_CHARS,
+  RolePolicyLimitError,
+  type RolePolicyWriter,
+} from "./revocation-store.js";
 
 /** Options of {@link DynamoRolePolicyWriter}. */
 export interface DynamoRolePolicyWriterOptions {
   readonly client: DynamoDBDocumentClient;
   readonly tableName: string;
+  /**
+   * Non-whitespace characters of the role's own inline policies (those it was created with, e.g.
+   * CDK `grant*` DefaultPolicies), which count against IAM's quota too. @default () => 0
+   */
+  readonly ownInlineChars?: (roleArn: string) => number;
 }
 
 /**
  * Adapter: the {@link RolePolicyWriter} of the sandbox. It keeps the inline policies jitv would
  * put on IAM as `sandbox-role-policy` items of the single table (`pk = SANDBOXROLE#<roleArn>`,
  * `sk = POLICY#<name>`), so the sandbox's `/v1/sandbox/simulate` evaluates exactly the
- * revocation policy the deployed stack would project.
+ * revocation policy the deployed stack would project. It enforces IAM's inline quota
+ * ({@link INLINE_POLICY_QUOTA_CHARS} non-whitespace characters across the role's inline policies,
+ * its own included), so revocation's size limits show up locally as `LimitExceeded` would.
  *
  * @example
  * const writer = new DynamoRolePolicyWriter({ client: doc, tableName: "jitv" });
@@ -22,10 +35,31 @@ export interface DynamoRolePolicyWriterOptions {
 export class DynamoRolePolicyWriter implements RolePolicyWriter {
   readonly #client: DynamoDBDocumentClient;
   readonly #tableName: string;
+  readonly #ownInlineChars: (roleArn: string) => number;
 
   constructor(options: DynamoRolePolicyWriterOptions) {
     this.#client = options.client;
     this.#tableName = options.tableName;
+    this.#ownInlineChars = options.ownInlineChars ?? (() => 0);
+  }
+
+  /** IAM's quota minus the role's own policies and every other policy stored for it. */
+  async freeInlineChars(roleArn: string, policyName: string): Promise<number> {
+    const { pk } = sandboxRolePolicyKey(roleArn, policyName);
+    const items = await queryAll(
+      this.#client,
+      {
+        TableName: this.#tableName,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": pk },
+        ConsistentRead: true,
+      },
+      unavailable,
+    );
+    const others = items
+      .filter((item) => item.policyName !== policyName && typeof item.document === "string")
+      .reduce((sum, item) => sum + nonWhitespaceLength(item.document as string), 0);
+    return Math.max(0, INLINE_POLICY_QUOTA_CHARS - this.#ownInlineChars(roleArn) - others);
   }
 
   /**
@@ -51,9 +85,13 @@ export class DynamoRolePolicyWriter implements RolePolicyWriter {
 
   /**
    * Creates or replaces a policy document.
+   * @throws RolePolicyLimitError when the role's inline policies would exceed IAM's quota
    * @throws UpstreamUnavailableError when DynamoDB fails
    */
   async put(roleArn: string, policyName: string, document: string): Promise<void> {
+    if (nonWhitespaceLength(document) > (await this.freeInlineChars(roleArn, policyName))) {
+      throw new RolePolicyLimitError(`IAM inline policy limits of role ${roleArn} are exceeded`);
+    }
     try {
       await this.#client.send(
         new PutCommand({

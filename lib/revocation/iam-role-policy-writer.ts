@@ -2,6 +2,7 @@ import {
   DeleteRolePolicyCommand,
   GetRolePolicyCommand,
   type IAMClient,
+  ListRolePoliciesCommand,
   PutRolePolicyCommand,
 } from "@aws-sdk/client-iam";
 import {
@@ -15,7 +16,13 @@ import {
   retryAws,
 } from "../aws-retry.js";
 import { InternalError, type JitvError, UpstreamUnavailableError } from "../domain/errors.js";
-import type { RolePolicyWriter } from "./revocation-store.js";
+import { nonWhitespaceLength } from "./policy.js";
+import {
+  INLINE_POLICY_QUOTA_CHARS,
+  RoleNotFoundError,
+  RolePolicyLimitError,
+  type RolePolicyWriter,
+} from "./revocation-store.js";
 
 /** Options of {@link IamRolePolicyWriter}. */
 export interface IamRolePolicyWriterProps extends RetryTimingProps {
@@ -54,7 +61,7 @@ const IAM_RETRYABLE_ERRORS = [
 ];
 const NO_SUCH_ENTITY = new Set(["NoSuchEntity", "NoSuchEntityException"]);
 
-type Operation = "GetRolePolicy" | "PutRolePolicy" | "DeleteRolePolicy";
+type Operation = "GetRolePolicy" | "PutRolePolicy" | "DeleteRolePolicy" | "ListRolePolicies";
 
 /** What is safe to keep of an IAM failure for operators' logs: no message text, no document. */
 interface IamFailure extends AwsFailure {
@@ -121,7 +128,32 @@ export class IamRolePolicyWriter implements RolePolicyWriter {
         new PutRolePolicyCommand({ RoleName, PolicyName: policyName, PolicyDocument: document }),
       ),
     );
-    if (output === NOT_FOUND) throw new UpstreamUnavailableError(`IAM role ${RoleName} does not exist`);
+    if (output === NOT_FOUND) throw new RoleNotFoundError(`IAM role ${RoleName} does not exist`);
+  }
+
+  /**
+   * IAM's inline quota minus every other inline policy of the role (`ListRolePolicies`, then
+   * `GetRolePolicy` for each), so the revocation policy's budget is what the role really has free.
+   * @throws RoleNotFoundError when the role does not exist
+   * @throws UpstreamUnavailableError when IAM fails
+   */
+  async freeInlineChars(roleArn: string, policyName: string): Promise<number> {
+    const RoleName = roleNameOf(roleArn);
+    const names: string[] = [];
+    let Marker: string | undefined;
+    do {
+      const page = await this.#call("ListRolePolicies", RoleName, () =>
+        this.#client.send(new ListRolePoliciesCommand({ RoleName, ...(Marker ? { Marker } : {}) })),
+      );
+      if (page === NOT_FOUND) throw new RoleNotFoundError(`IAM role ${RoleName} does not exist`);
+      names.push(...(page.PolicyNames ?? []));
+      Marker = page.IsTruncated ? page.Marker : undefined;
+    } while (Marker);
+    let used = 0;
+    for (const name of names.filter((n) => n !== policyName)) {
+      used += nonWhitespaceLength((await this.get(roleArn, name)) ?? "");
+    }
+    return Math.max(0, INLINE_POLICY_QUOTA_CHARS - used);
   }
 
   /**
@@ -190,7 +222,7 @@ function toJitvError(error: unknown, operation: Operation, roleName: string, att
       );
     case "LimitExceeded":
     case "LimitExceededException":
-      return new UpstreamUnavailableError(`IAM inline policy limits of role ${roleName} are exceeded`, {
+      return new RolePolicyLimitError(`IAM inline policy limits of role ${roleName} are exceeded`, {
         cause,
       });
     case "AccessDenied":

@@ -1,3 +1,5 @@
+import { UpstreamUnavailableError } from "../domain/errors.js";
+
 /**
  * Port: per-task revocation on target roles (CONTRACT.md section 6). The source of truth
  * is one entry per revoked task per role in DynamoDB; adapters project the entries of a
@@ -33,9 +35,31 @@ export interface RevocationEntry {
  */
 export interface RolePolicyWriter {
   get(roleArn: string, policyName: string): Promise<string | undefined>;
+  /**
+   * @throws RolePolicyLimitError when IAM's size quota refuses the document
+   * @throws RoleNotFoundError when the role does not exist (any more)
+   */
   put(roleArn: string, policyName: string, document: string): Promise<void>;
   delete(roleArn: string, policyName: string): Promise<void>;
+  /**
+   * Non-whitespace characters the role's inline policies leave free for `policyName`: IAM's
+   * {@link INLINE_POLICY_QUOTA_CHARS} minus every *other* inline policy of the role.
+   * @throws RoleNotFoundError when the role does not exist
+   */
+  freeInlineChars(roleArn: string, policyName: string): Promise<number>;
 }
+
+/** IAM's quota: non-whitespace characters of all inline policies of one role, together. */
+export const INLINE_POLICY_QUOTA_CHARS = 10_240;
+
+/** IAM refused a policy for its size (`LimitExceeded`): the caller must write a smaller one. */
+export class RolePolicyLimitError extends UpstreamUnavailableError {}
+
+/**
+ * The role does not exist (`NoSuchEntity`): a deleted role's sessions have no permissions left,
+ * so there is nothing to deny, and retrying cannot succeed.
+ */
+export class RoleNotFoundError extends UpstreamUnavailableError {}
 
 /** Name of the inline deny policy jitv keeps on each target role. */
 export const REVOCATION_POLICY_NAME = "jitv-revoked-tasks";

@@ -23,6 +23,7 @@ import {
   parseIssuerConfig,
 } from "../identity/issuers.js";
 import { DynamoRolePolicyWriter } from "../revocation/dynamo-role-policy-writer.js";
+import { nonWhitespaceLength } from "../revocation/policy.js";
 import { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
 import { ensureTable } from "../store/table.js";
 import { startDynamoDbLocal } from "./dynamodb-local.js";
@@ -166,7 +167,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const audit = new LoggerAuditLog(logger);
     const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
     const tableName = SANDBOX_TABLE;
-    const writer = new DynamoRolePolicyWriter({ client: doc, tableName });
+    // The roles' own policies count against IAM's inline quota, as they would in AWS.
+    const writer = new DynamoRolePolicyWriter({
+      client: doc,
+      tableName,
+      ownInlineChars: (roleArn) =>
+        (roles.get(roleArn) ?? []).reduce((sum, policy) => sum + nonWhitespaceLength(policy), 0),
+    });
     const secrets = new DynamoSecretRotator({ client: doc, tableName });
     const runner = new LocalLifecycleRunner({
       steps: () => lifecycle,

@@ -57,6 +57,7 @@ describe("lifecycle steps", () => {
   it("marks the task revocation_failed, audits it and counts a metric when revocation keeps failing; the lease stays", async () => {
     const failing: RolePolicyWriter = {
       get: async () => undefined,
+      freeInlineChars: async () => 10_240,
       put: async () => {
         throw new Error("IAM is down");
       },

@@ -3,6 +3,7 @@ import {
   GetRolePolicyCommand,
   IAMClient,
   IAMServiceException,
+  ListRolePoliciesCommand,
   MalformedPolicyDocumentException,
   NoSuchEntityException,
   PutRolePolicyCommand,
@@ -13,7 +14,11 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { InternalError, type JitvError, UpstreamUnavailableError } from "../../../lib/domain/errors.js";
 import { IamRolePolicyWriter, roleNameOf } from "../../../lib/revocation/iam-role-policy-writer.js";
 import { renderRevocationPolicy } from "../../../lib/revocation/policy.js";
-import { REVOCATION_POLICY_NAME } from "../../../lib/revocation/revocation-store.js";
+import {
+  REVOCATION_POLICY_NAME,
+  RoleNotFoundError,
+  RolePolicyLimitError,
+} from "../../../lib/revocation/revocation-store.js";
 
 const iam = mockClient(IAMClient);
 const ROLE_ARN = "arn:aws:iam::123456789012:role/jitv/team/reader";
@@ -239,5 +244,46 @@ describe("IamRolePolicyWriter", () => {
       writer().writer.put("arn:aws:iam::123456789012:user/bob", "p", DOCUMENT),
     ).rejects.toBeInstanceOf(InternalError);
     expect(iam.calls()).toHaveLength(0);
+  });
+});
+
+describe("IamRolePolicyWriter at IAM's size quota", () => {
+  beforeEach(() => iam.reset());
+
+  it("measures what the role's other inline policies leave of the 10,240 characters, across pages", async () => {
+    const own = '{ "Version": "2012-10-17", "Statement": [] }';
+    iam
+      .on(ListRolePoliciesCommand, { RoleName: "reader" })
+      .resolvesOnce({ PolicyNames: ["a", REVOCATION_POLICY_NAME], IsTruncated: true, Marker: "m1" })
+      .resolvesOnce({ PolicyNames: ["b"], IsTruncated: false })
+      .on(GetRolePolicyCommand)
+      .resolves({ PolicyDocument: encodeURIComponent(own) });
+    const { writer: w } = writer();
+    // {"Version":"2012-10-17","Statement":[]} is 39 characters without whitespace; two such policies.
+    expect(await w.freeInlineChars(ROLE_ARN, REVOCATION_POLICY_NAME)).toBe(10_240 - 2 * 39);
+    expect(iam).toHaveReceivedNthCommandWith(ListRolePoliciesCommand, 2, {
+      RoleName: "reader",
+      Marker: "m1",
+    });
+    expect(iam).toHaveReceivedCommandTimes(GetRolePolicyCommand, 2);
+    expect(iam).not.toHaveReceivedCommandWith(GetRolePolicyCommand, { PolicyName: REVOCATION_POLICY_NAME });
+  });
+
+  it("tells LimitExceeded and a missing role apart from other failures", async () => {
+    iam
+      .on(PutRolePolicyCommand)
+      .rejects(serviceError("LimitExceededException", 409, "Maximum policy size exceeded"));
+    const { writer: w } = writer();
+    expect(await rejection(w.put(ROLE_ARN, REVOCATION_POLICY_NAME, DOCUMENT))).toBeInstanceOf(
+      RolePolicyLimitError,
+    );
+    iam.on(PutRolePolicyCommand).rejects(noSuchEntity());
+    expect(await rejection(w.put(ROLE_ARN, REVOCATION_POLICY_NAME, DOCUMENT))).toBeInstanceOf(
+      RoleNotFoundError,
+    );
+    iam.on(ListRolePoliciesCommand).rejects(noSuchEntity());
+    expect(await rejection(w.freeInlineChars(ROLE_ARN, REVOCATION_POLICY_NAME))).toBeInstanceOf(
+      RoleNotFoundError,
+    );
   });
 });
