@@ -126,9 +126,16 @@ export function assertTagLimits(tags: readonly SessionTag[]): void {
 }
 
 /**
+ * The longest single credential when a template sets no `ttl.credentialMaxSeconds` (CONTRACT.md
+ * section 4): a task longer than this refreshes, which keeps every revocation entry short-lived
+ * (it is pruned once the task's last credential expired) and so every role's deny list short.
+ */
+export const DEFAULT_CREDENTIAL_MAX_SECONDS = 900;
+
+/**
  * The `DurationSeconds` of one credential: the task's remaining life (rounded up), the
- * template's `ttl.credentialMaxSeconds` and the one-hour role-chaining cap, whichever is
- * least — but never under 900 seconds.
+ * template's `ttl.credentialMaxSeconds` (default {@link DEFAULT_CREDENTIAL_MAX_SECONDS}) and the
+ * one-hour role-chaining cap, whichever is least — but never under 900 seconds.
  *
  * STS cannot issue sessions shorter than 900 seconds, so a credential issued in a task's last
  * 15 minutes outlives the task. The tail is covered by the task deadline's revocation: the
@@ -138,7 +145,8 @@ export function assertTagLimits(tags: readonly SessionTag[]): void {
  *
  * @example
  * sessionDurationSeconds({ now, expiresAt: new Date(now.getTime() + 300_000) }); // → 900
- * sessionDurationSeconds({ now, expiresAt: new Date(now.getTime() + 2_000_000) }); // → 2000
+ * sessionDurationSeconds({ now, expiresAt: new Date(now.getTime() + 2_000_000) }); // → 900
+ * sessionDurationSeconds({ now, expiresAt: new Date(now.getTime() + 2_000_000), credentialMaxSeconds: 3600 }); // → 2000
  */
 export function sessionDurationSeconds(input: {
   readonly now: Date;
@@ -148,7 +156,7 @@ export function sessionDurationSeconds(input: {
   const remaining = Math.ceil((input.expiresAt.getTime() - input.now.getTime()) / 1000);
   const limit = Math.min(
     remaining,
-    input.credentialMaxSeconds ?? STS_LIMITS.maxDurationSeconds,
+    input.credentialMaxSeconds ?? DEFAULT_CREDENTIAL_MAX_SECONDS,
     STS_LIMITS.maxDurationSeconds,
   );
   // NaN (an invalid date) must not slip through Math.max as NaN.

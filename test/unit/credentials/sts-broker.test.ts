@@ -43,6 +43,8 @@ const template = parseTemplate({
       { Effect: "Allow", Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::reports/{{tenant}}/*"] },
     ],
   },
+  // Above the 900 s default, so the task's remaining 1800 s decides the duration.
+  ttl: { defaultSeconds: 900, maxSeconds: 3600, credentialMaxSeconds: 3600 },
 });
 
 function task(overrides: Partial<Task> = {}): Task {

@@ -258,9 +258,10 @@ describe("sessionDurationSeconds", () => {
 
   it.each([
     ["300 s remaining (STS's minimum applies)", at(300), undefined, 900],
-    ["2000 s remaining", at(2000), undefined, 2000],
-    ["1999.2 s remaining (rounded up)", at(1999.2), undefined, 2000],
-    ["10 h remaining (role chaining cap)", at(36_000), undefined, 3600],
+    ["2000 s remaining (the 900 s default credential limit)", at(2000), undefined, 900],
+    ["2000 s remaining, credentialMaxSeconds 2400", at(2000), 2400, 2000],
+    ["1999.2 s remaining (rounded up)", at(1999.2), 2400, 2000],
+    ["10 h remaining (role chaining cap)", at(36_000), 3600, 3600],
     ["10 h remaining, credentialMaxSeconds 1200", at(36_000), 1200, 1200],
     ["2000 s remaining, credentialMaxSeconds 3600", at(2000), 3600, 2000],
     ["a task already past its deadline", at(-60), undefined, 900],
@@ -291,7 +292,8 @@ describe("buildAssumeRoleRequest", () => {
         { Key: "jitv:agent", Value: "repo:org/repo:ref:refs/heads/main" },
         { Key: "jitv:template", Value: "reports-read" },
       ],
-      durationSeconds: 3600,
+      // The template sets no credentialMaxSeconds: one credential lives 900 s, then the agent refreshes.
+      durationSeconds: 900,
     });
   });
 
