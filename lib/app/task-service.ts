@@ -75,6 +75,8 @@ interface Admission {
   readonly taskId: string;
   readonly base: { requestId: string | undefined; template: string; agent: { issuer: string; id: string } };
   readonly deny: (err: JitvError, extra?: Record<string, unknown>) => never;
+  /** The decision's audit fields (purpose, deciding policies), for `vend.allowed`. */
+  readonly allowed: Record<string, unknown>;
 }
 
 /** The body of `POST /v1/tasks`, already schema-checked at the HTTP edge. */
@@ -127,7 +129,14 @@ export class TaskService {
       .create(task, maxActive === undefined ? undefined : { maxActive })
       .catch((err: JitvError) => deny(err));
     if (!created.created)
-      return this.#replayIdempotent(agent, created.task, task, template, options.requestId);
+      return this.#replayIdempotent(agent, created.task, task, admitted, options.requestId);
+    this.#d.audit.record({
+      event: "vend.allowed",
+      ...admitted.base,
+      ...admitted.who,
+      taskId: task.taskId,
+      ...admitted.allowed,
+    });
     // Best effort: the registry feeds the inventory, never a decision.
     await this.#d.agents
       ?.recordAgentSeen(
@@ -157,8 +166,10 @@ export class TaskService {
   /**
    * Everything a vend must pass before anything is written: the template and zone, the subject
    * token (customer zone), TTL and parameters, Cedar's `Vend`, the rendered policy and tags, the
-   * vend rate, and the tokens' single use. Each refusal is audited `vend.denied`; passing is
-   * audited `vend.allowed`, with the purpose.
+   * vend rate, and the tokens' single use (the subject token's first: a replayed subject token
+   * never burns the agent's). Each refusal is audited `vend.denied`; `vend.allowed` follows once
+   * the task record exists (or the replay matched), so the trail never says allowed for a vend
+   * that was refused.
    */
   async #admit(agent: VerifiedIdentity, input: VendInput, options: VendOptions): Promise<Admission> {
     const { audit } = this.#d;
@@ -221,22 +232,18 @@ export class TaskService {
     // Before the tokens' jti are consumed: a rate-limited agent retries with the same tokens.
     await this.#d.rateLimiter?.consume(agentRef(agent)).catch((err: JitvError) => deny(err));
     // Both tokens are single-use for vending: the agent's, and the delegation token it was handed.
-    for (const token of subject ? [agent, subject] : [agent]) {
+    for (const token of subject ? [subject, agent] : [agent]) {
       if (token.jti === undefined) continue;
       await this.#d.replay
         .consume(token.issuer, token.jti, token.expiresAt)
         .catch((err: JitvError) => deny(err, { token: token === agent ? "agent" : "subject" }));
     }
-    audit.record({
-      event: "vend.allowed",
-      ...base,
-      ...who,
-      taskId,
+    const allowed = {
       ...(input.purpose === undefined ? {} : { purpose: input.purpose }),
       policies: decision.policies,
       ...policyVersion,
-    });
-    return { template, subject, who, ttlSeconds, parameters, sessionPolicy, taskId, base, deny };
+    };
+    return { template, subject, who, ttlSeconds, parameters, sessionPolicy, taskId, base, deny, allowed };
   }
 
   /** The task record of an admitted vend. A pending task lives until its approval deadline; its own life starts at approval. */
@@ -442,25 +449,39 @@ export class TaskService {
     agent: VerifiedIdentity,
     existing: Task,
     requested: Task,
-    template: TaskTemplate,
+    admitted: Admission,
     requestId?: string,
   ) {
+    const { template, deny } = admitted;
     if (!sameRequest(existing, requested)) {
-      throw new ConflictError(
-        "Idempotency-Key was already used for a different request (template, parameters, user or tenant)",
+      deny(
+        new ConflictError(
+          "Idempotency-Key was already used for a different request (template, parameters, user or tenant)",
+        ),
+        { taskId: existing.taskId },
       );
     }
     const status = effectiveStatus(existing, this.#now());
-    if (status === "pending_approval" || status === "active") {
-      await this.#d.access.require(
+    if (status !== "pending_approval" && status !== "active") {
+      deny(new ConflictError(`the task for this Idempotency-Key is ${status}`), { taskId: existing.taskId });
+    }
+    await this.#d.access
+      .require(
         status === "active" ? "Refresh" : "ReadTask",
         agent,
         { kind: "task", task: existing, template },
         requestId,
-      );
-    }
+      )
+      .catch((err: JitvError) => deny(err, { taskId: existing.taskId }));
+    this.#d.audit.record({
+      event: "vend.allowed",
+      ...admitted.base,
+      ...admitted.who,
+      taskId: existing.taskId,
+      replay: true,
+      ...admitted.allowed,
+    });
     if (status === "pending_approval") return { status: 202 as const, task: existing };
-    if (status !== "active") throw new ConflictError(`the task for this Idempotency-Key is ${status}`);
     // The first request may still be scheduling the lifecycle: make sure it is (idempotent by
     // task id) before any credential leaves. Should the first request fail the task meanwhile,
     // the issue below is refused (only an active task records credentials).

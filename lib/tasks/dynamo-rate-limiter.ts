@@ -111,7 +111,7 @@ export class DynamoVendRateLimiter implements RateLimiter {
       if (typeof nextTokenAt === "number") {
         const waitMs = nextTokenAt - limit;
         throw new RateLimitedError(
-          "too many vends by this agent, slow down",
+          `too many ${bucket === "vend" ? "vends" : "credential refreshes"} by this agent, slow down`,
           Math.max(1, Math.ceil(waitMs / 1000)),
         );
       }

@@ -461,6 +461,12 @@ describe("idempotent replays must match and are authorized again", () => {
     const otherTenant = await vendFor("bob", "globex", { template, key, parameters: { prefix: "a" } });
     expectError(otherTenant, 409, "conflict");
     expect(otherTenant.json.credentials).toBeUndefined();
+    // Audited as refused, never as allowed.
+    expect(audit.events.at(-1)).toMatchObject({
+      event: "vend.denied",
+      tenant: "globex",
+      taskId: first.json.taskId,
+    });
     expectError(
       await vendFor("alice", "acme", { template, key, parameters: { prefix: "b" } }),
       409,
