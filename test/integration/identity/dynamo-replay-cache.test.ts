@@ -58,11 +58,27 @@ describe("DynamoReplayCache", () => {
 
   it("keeps the same jti of different issuers apart, '#' included", async () => {
     const id = jti();
+    // Naively joined with '#', the last two would share a key.
+    const uses = [
+      [ISSUER, id],
+      ["https://other.example", id],
+      [`${ISSUER}#x`, "y"],
+      [ISSUER, "x#y"],
+    ] as const;
 
-    await cache.consume(ISSUER, id, seconds() + 300);
-    await cache.consume("https://other.example", id, seconds() + 300);
-    await cache.consume(`${ISSUER}#x`, "y", seconds() + 300);
-    await cache.consume(ISSUER, "x#y", seconds() + 300);
+    for (const [issuer, tokenId] of uses) {
+      await expect(cache.consume(issuer, tokenId, seconds() + 300), `${issuer} ${tokenId}`).resolves.toBe(
+        undefined,
+      );
+    }
+    expect(new Set(uses.map(([issuer, tokenId]) => replayKey(issuer, tokenId).pk)).size).toBe(uses.length);
+    for (const [issuer, tokenId] of uses) {
+      const raw = await table.doc.send(
+        new GetCommand({ TableName: table.tableName, Key: replayKey(issuer, tokenId), ConsistentRead: true }),
+      );
+      expect(raw.Item, `${issuer} ${tokenId}`).toMatchObject({ type: "replay", exp: seconds() + 300 });
+      await expect(cache.consume(issuer, tokenId, seconds() + 300)).rejects.toBeInstanceOf(InvalidTokenError);
+    }
   });
 
   it("blocks until exp plus the grace period, then lets the entry be reused before TTL deletes it", async () => {

@@ -1,11 +1,16 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
+import { DeleteCommand, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { handleTtlRecords } from "../../../lib/app/ttl-backstop.js";
 import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { SANDBOX_TABLE, type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
+import { toLambdaRecord } from "../../../lib/sandbox/stream-poller.js";
 import { leaseKey, pruneLeaseKey, revocationKey } from "../../../lib/store/table.js";
+import { asTtlDeletion, localClientConfig, readStream } from "../../support/dynamodb.js";
 
 // The lifecycle end to end in the sandbox: DynamoDB Local (real TTL and stream), the real
 // ASL run by aws-local-stepfunctions, the real local issuer, the HTTP API.
@@ -41,7 +46,9 @@ function sandboxTemplates(dir: string, issuerPort: number): string {
   return out;
 }
 
-async function start(options: { lifecycleTimeoutSeconds?: number } = {}) {
+type SandboxTestOptions = { lifecycleTimeoutSeconds?: number; now?: () => Date };
+
+async function start(options: SandboxTestOptions = {}) {
   const dir = mkdtempSync(join(tmpdir(), "jitv-lifecycle-"));
   // Reserve the issuer port first: the example templates name the issuer by URL.
   const { createServer } = await import("node:net");
@@ -120,7 +127,7 @@ class Client {
 }
 
 /** One sandbox per describe block: started before its tests, stopped after them. */
-function useSandbox(options: { lifecycleTimeoutSeconds?: number } = {}) {
+function useSandbox(options: SandboxTestOptions = {}) {
   const handle = {} as { sandbox: Sandbox; c: Client };
   beforeAll(async () => {
     handle.sandbox = await start(options);
@@ -236,7 +243,9 @@ describe("a task's lifecycle in the sandbox", () => {
 });
 
 describe("approval gates", () => {
-  const s = useSandbox();
+  /** When set, the API's clock stands still here. */
+  let frozen: Date | undefined;
+  const s = useSandbox({ now: () => frozen ?? new Date() });
 
   it("waits for a quorum of two distinct approvers; the pending task never yields credentials", async () => {
     const vended = await s.c.vend("prod-db-admin", { purpose: "resize the cluster" });
@@ -259,11 +268,13 @@ describe("approval gates", () => {
     expect((await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" })).status).toBe(
       409,
     );
-    expect((await s.c.decide(taskId, "approve", "quinn")).json).toEqual({
-      taskId,
-      status: "active",
-      approvals: 2,
+    // The quorum is reached at a known instant of the API's clock (a minute ahead of the real one).
+    const approvedAt = new Date(Date.now() + 60_000);
+    frozen = approvedAt;
+    const decided = await s.c.decide(taskId, "approve", "quinn").finally(() => {
+      frozen = undefined;
     });
+    expect(decided.json).toEqual({ taskId, status: "active", approvals: 2 });
 
     const refresh = await s.c.call("POST", `/v1/tasks/${taskId}/credentials`, { as: "demo-agent" });
     expect(refresh.status).toBe(200);
@@ -272,7 +283,7 @@ describe("approval gates", () => {
       Date.parse(refresh.json.expiresAt),
     );
     // Its life (900 s) started at approval.
-    expect(Date.parse(refresh.json.expiresAt) - Date.now()).toBeGreaterThan(890_000);
+    expect(refresh.json.expiresAt).toBe(new Date(approvedAt.getTime() + 900_000).toISOString());
 
     // And it ends like any task: complete → revoked on its role.
     expect((await s.c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" })).status).toBe(200);
@@ -345,8 +356,11 @@ describe("the TTL backstop", () => {
       }),
     );
 
-  it("revokes and rotates through DynamoDB TTL and its stream when the state machine is gone; pruning follows", {
-    timeout: 150_000,
+  // The one test that waits for DynamoDB Local's real TTL sweep (real time: its job sleeps 10 s
+  // between pages of 20 items): expiry → stream → poller → backstop, end to end. Every other
+  // TTL test hands the backstop a stream record itself.
+  it("revokes and rotates through DynamoDB TTL and its stream when the state machine is gone (slow: waits for DynamoDB Local's TTL sweep)", {
+    timeout: 90_000,
   }, async () => {
     const { taskId } = (await s.c.vend("db-maintenance")).json;
     const before = await s.c.secretVersion();
@@ -364,12 +378,26 @@ describe("the TTL backstop", () => {
     expect(await s.c.secretVersion()).not.toBe(before);
     const denied = await s.c.simulate(taskId, "secretsmanager:GetSecretValue", SECRET);
     expect(denied.json.decision).toBe("ExplicitlyDenied");
+  });
 
-    // 20 minutes later every credential of the task has expired: the prune lease fires and
-    // the entry goes. (Time passes by moving the recorded expiry and the lease's TTL back.)
+  it("prunes a revocation entry once its prune lease's REMOVE by TTL reaches the backstop", async () => {
+    const { taskId } = (await s.c.vend("db-maintenance")).json;
+    expect((await s.c.call("POST", `/v1/tasks/${taskId}/complete`, { as: "demo-agent" })).status).toBe(200);
+    await s.sandbox.runner.execution(taskId);
+    const listed = async () => {
+      const policy = await s.sandbox.writer.get(DB_ROLE, "jitv-revoked-tasks");
+      return policy === undefined
+        ? []
+        : (JSON.parse(policy).Statement[0].Condition.StringEquals["aws:PrincipalTag/jitv:task"] as string[]);
+    };
+    expect(await listed()).toContain(taskId);
+
+    // 20 minutes later every credential of the task has expired. (Time passes by moving the
+    // recorded expiry back.) The prune lease is then deleted as DynamoDB's TTL would: by hand,
+    // its real REMOVE record read from the table's stream and stamped with the TTL service.
     const pruneKey = pruneLeaseKey(DB_ROLE, taskId);
     const pruneLease = await s.sandbox.doc.send(new GetCommand({ TableName: SANDBOX_TABLE, Key: pruneKey }));
-    expect(pruneLease.Item).toMatchObject({ type: "lease", leaseKind: "prune", taskId });
+    expect(pruneLease.Item).toMatchObject({ type: "lease", leaseKind: "prune", taskId, roleArn: DB_ROLE });
     await s.sandbox.doc.send(
       new UpdateCommand({
         TableName: SANDBOX_TABLE,
@@ -378,12 +406,30 @@ describe("the TTL backstop", () => {
         ExpressionAttributeValues: { ":past": new Date(Date.now() - 60_000).toISOString() },
       }),
     );
-    await expireNow(pruneKey);
-    await expect
-      .poll(async () => s.sandbox.writer.get(DB_ROLE, "jitv-revoked-tasks"), {
-        timeout: 60_000,
-        interval: 500,
-      })
-      .toBeUndefined();
+    await s.sandbox.doc.send(new DeleteCommand({ TableName: SANDBOX_TABLE, Key: pruneKey }));
+    const config = localClientConfig(s.sandbox.dynamodbEndpoint);
+    const client = new DynamoDBClient(config);
+    const streams = new DynamoDBStreamsClient(config);
+    onTestFinished(() => {
+      client.destroy();
+      streams.destroy();
+    });
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: SANDBOX_TABLE }));
+    const removed = (await readStream(streams, Table?.LatestStreamArn ?? "")).filter(
+      (r) =>
+        r.eventName === "REMOVE" &&
+        r.dynamodb?.Keys?.pk?.S === pruneKey.pk &&
+        r.dynamodb?.Keys?.sk?.S === pruneKey.sk,
+    );
+    expect(removed).toHaveLength(1);
+
+    await expect(
+      handleTtlRecords(removed.map(asTtlDeletion).map(toLambdaRecord), s.sandbox.lifecycle),
+    ).resolves.toEqual({ batchItemFailures: [] });
+    expect(await listed()).not.toContain(taskId);
+    const entry = await s.sandbox.doc.send(
+      new GetCommand({ TableName: SANDBOX_TABLE, Key: revocationKey(DB_ROLE, taskId), ConsistentRead: true }),
+    );
+    expect(entry.Item).toBeUndefined();
   });
 });

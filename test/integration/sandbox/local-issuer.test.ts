@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { ConfigError } from "../../../lib/domain/errors.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import { fetchClientCredentialsToken, TokenRequestError } from "../../../lib/sandbox/client-credentials.js";
@@ -80,6 +80,12 @@ describe("local issuer", () => {
   });
 
   it("issues ES256 JWT access tokens for workforce agents (client_secret_basic)", async () => {
+    // The issuer's clock is the test's: a token is issued at exactly this second.
+    const issuedAt = Date.parse("2031-05-06T07:08:09Z") / 1000;
+    vi.useFakeTimers({ toFake: ["Date"], now: issuedAt * 1000 });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
     const endpoints = local.issuers.workforceAgents;
     const token = await fetchClientCredentialsToken({
       tokenEndpoint: endpoints.tokenEndpoint,
@@ -91,9 +97,8 @@ describe("local issuer", () => {
     expect(protectedHeader.kid).toEqual(expect.any(String));
     expect(payload).toMatchObject({ iss: endpoints.issuer, sub: AGENT.id, aud: "jitv", client_id: AGENT.id });
     expect(payload.jti).toEqual(expect.any(String));
-    expect(payload.iat).toEqual(expect.any(Number));
-    expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(600);
-    expect(Math.abs((payload.iat ?? 0) - Date.now() / 1000)).toBeLessThan(5);
+    expect(payload.iat).toBe(issuedAt);
+    expect(payload.exp).toBe(issuedAt + 600);
     expect(payload).not.toHaveProperty("tenant");
   });
 

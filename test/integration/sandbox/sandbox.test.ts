@@ -1,5 +1,13 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -59,6 +67,9 @@ describe("sandbox with an issuer and templates it has never seen", () => {
         agents: [{ issuer: foreign.issuer, subjects: ["acme-web"] }],
       }),
     );
+    // A state file left by an earlier run, readable by everyone.
+    writeFileSync(join(dir, "state.json"), "{}\n", { mode: 0o644 });
+    chmodSync(join(dir, "state.json"), 0o644);
     const sandbox = await startSandbox({
       port: 0,
       issuerPort: 0,
@@ -97,7 +108,9 @@ describe("sandbox with an issuer and templates it has never seen", () => {
         durationSeconds: 900,
       });
       // The state file holds demo secrets: only its owner may read it.
-      expect(readFileSync(join(dir, "state.json"), "utf8")).toContain("demo-agent");
+      const stateFile = join(dir, "state.json");
+      expect(readFileSync(stateFile, "utf8")).toContain("demo-agent");
+      expect(statSync(stateFile).mode & 0o777).toBe(0o600);
     } finally {
       await sandbox.close();
       await foreign.close();
@@ -127,9 +140,11 @@ describe("npm start as a new user runs it", () => {
     // The example templates name the default issuer port; point copies at this run's port.
     const templates = join(dir, "templates");
     mkdirSync(templates);
-    for (const file of readdirSync(join(root, "examples", "templates"))) {
+    const exampleNames: string[] = [];
+    for (const file of readdirSync(join(root, "examples", "templates")).sort()) {
       const text = readFileSync(join(root, "examples", "templates", file), "utf8");
       writeFileSync(join(templates, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
+      exampleNames.push(JSON.parse(text).name);
     }
     const env = { ...process.env, JITV_STATE_FILE: join(dir, "state.json"), POWERTOOLS_LOG_LEVEL: "WARN" };
     child = spawn(
@@ -157,6 +172,9 @@ describe("npm start as a new user runs it", () => {
     });
     await expect.poll(() => output, { timeout: 45_000, interval: 200 }).toContain("Ctrl-C stops everything");
     expect(output).toContain(`API              http://127.0.0.1:${apiPort}`);
+    // Every example template was validated and put, the customer-zone ones included.
+    expect(exampleNames).toEqual(expect.arrayContaining(["tenant-reports-list", "tenant-reports-read"]));
+    expect(output).toContain(`Templates        ${exampleNames.join(", ")}\n`);
     expect(output).toContain("npx jitv token --agent demo-agent");
     expect(output).toContain("npx jitv vend --template s3-reports-read");
 

@@ -1,61 +1,31 @@
 import { randomUUID } from "node:crypto";
 import { DescribeTableCommand, DescribeTimeToLiveCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import {
-  DescribeStreamCommand,
-  type DynamoDBStreamsClient,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type _Record as StreamRecord,
-} from "@aws-sdk/client-dynamodb-streams";
-import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDynamoDbLocal } from "../../../lib/sandbox/dynamodb-local.js";
+import type { _Record as StreamRecord } from "@aws-sdk/client-dynamodb-streams";
+import { DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { TaskLifecycle } from "../../../lib/app/lifecycle-steps.js";
+import { handleTtlRecords } from "../../../lib/app/ttl-backstop.js";
+import { toLambdaRecord } from "../../../lib/sandbox/stream-poller.js";
 import {
   ensureTable,
   idempotencyItem,
   leaseItem,
   leaseKey,
+  pruneLeaseItem,
+  pruneLeaseKey,
   replayItem,
   TTL_ATTRIBUTE,
   tableDefinition,
 } from "../../../lib/store/table.js";
-import { createTestTable, localClientConfig, type TestTable } from "../../support/dynamodb.js";
+import {
+  asTtlDeletion,
+  createTestTable,
+  localClientConfig,
+  readStream,
+  type TestTable,
+} from "../../support/dynamodb.js";
 import { makeTask } from "../tasks/fixtures.js";
-
-/** Every record of every shard of the stream, oldest first. */
-async function readStream(streams: DynamoDBStreamsClient, streamArn: string): Promise<StreamRecord[]> {
-  const records: StreamRecord[] = [];
-  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
-  for (const shard of StreamDescription?.Shards ?? []) {
-    let iterator = (
-      await streams.send(
-        new GetShardIteratorCommand({
-          StreamArn: streamArn,
-          ShardId: shard.ShardId,
-          ShardIteratorType: "TRIM_HORIZON",
-        }),
-      )
-    ).ShardIterator;
-    while (iterator) {
-      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      records.push(...(page.Records ?? []));
-      // An open shard always returns a next iterator; an empty page means we are at its end.
-      if (!page.Records?.length) break;
-      iterator = page.NextShardIterator;
-    }
-  }
-  return records;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describe("ensureTable", () => {
   it("creates the single-table design once, with TTL on ttlEpoch, whoever calls it", async () => {
@@ -110,60 +80,88 @@ describe("ensureTable", () => {
   });
 });
 
-describe("TTL backstop on DynamoDB Local", () => {
+describe("lease REMOVE records on DynamoDB Local's stream, handed to the TTL backstop", () => {
   let table: TestTable;
-  let stop: () => Promise<void>;
 
-  // A DynamoDB Local of its own: its TTL job pages through 20 items and then sleeps 10 s,
-  // table after table, so on the suite's shared instance the wait grows with every test.
   beforeAll(async () => {
-    const ddb = await startDynamoDbLocal({ port: 0 });
-    stop = ddb.stop;
-    table = await createTestTable(ddb.endpoint);
-  });
-  afterAll(async () => {
-    await stop?.();
+    table = await createTestTable();
   });
 
-  it("deletes an expired lease and streams a REMOVE by the DynamoDB service; a user delete has no identity", async () => {
-    const expired = makeTask({ expiresAt: new Date(Date.now() - 5_000).toISOString() });
-    const deletedByUs = makeTask();
-    await table.doc.send(
-      new PutCommand({ TableName: table.tableName, Item: leaseItem(expired.taskId, expired.expiresAt) }),
-    );
-    await table.doc.send(
-      new PutCommand({
-        TableName: table.tableName,
-        Item: leaseItem(deletedByUs.taskId, deletedByUs.expiresAt),
-      }),
-    );
-    await table.doc.send(
-      new DeleteCommand({ TableName: table.tableName, Key: leaseKey(deletedByUs.taskId) }),
-    );
-
-    await waitFor(
-      "TTL to delete the expired lease",
-      async () => {
-        const out = await table.doc.send(
-          new GetCommand({ TableName: table.tableName, Key: leaseKey(expired.taskId), ConsistentRead: true }),
-        );
-        return out.Item ? undefined : true;
+  /** The backstop's lifecycle, recording what it is asked to do. */
+  function recordingLifecycle(failOn?: string) {
+    const calls: string[] = [];
+    const lifecycle = {
+      backstop: async ({ taskId }: { taskId: string }) => {
+        if (taskId === failOn) throw new Error("IAM unavailable");
+        calls.push(`backstop ${taskId}`);
       },
-      60_000,
-    );
+      prune: async ({ roleArn, taskId }: { roleArn: string; taskId: string }) => {
+        calls.push(`prune ${roleArn} ${taskId}`);
+      },
+    } as unknown as TaskLifecycle;
+    return { lifecycle, calls };
+  }
 
-    const records = await readStream(table.streams, table.streamArn);
-    const removes = records.filter((r) => r.eventName === "REMOVE");
-    const byTtl = removes.find((r) => r.dynamodb?.Keys?.pk?.S === leaseKey(expired.taskId).pk);
-    const byUser = removes.find((r) => r.dynamodb?.Keys?.pk?.S === leaseKey(deletedByUs.taskId).pk);
-    // The Streams API spells the identity `Type`/`PrincipalId`; Lambda events spell it `type`/`principalId`.
-    expect(byTtl?.userIdentity).toEqual({ Type: "Service", PrincipalId: "dynamodb.amazonaws.com" });
-    expect(byTtl?.dynamodb?.OldImage).toMatchObject({
-      type: { S: "lease" },
-      leaseKind: { S: "task" },
-      taskId: { S: expired.taskId },
+  // DynamoDB Local's TTL sweep is real time (one end-to-end test waits for it, in
+  // test/integration/lifecycle/sandbox-lifecycle.test.ts). Here the lease is deleted by hand and
+  // its real REMOVE record read back; the sweep's record differs only by the identity DynamoDB
+  // stamps on it, which the test adds.
+  it("streams a REMOVE with the lease's whole image and no identity for a user delete; the backstop acts only on the TTL service's", async () => {
+    const task = makeTask();
+    const lease = leaseItem(task.taskId, task.expiresAt);
+    await table.doc.send(new PutCommand({ TableName: table.tableName, Item: lease }));
+    await table.doc.send(new DeleteCommand({ TableName: table.tableName, Key: leaseKey(task.taskId) }));
+
+    const removes = (await readStream(table.streams, table.streamArn)).filter(
+      (r) => r.eventName === "REMOVE" && r.dynamodb?.Keys?.pk?.S === leaseKey(task.taskId).pk,
+    );
+    expect(removes).toHaveLength(1);
+    const [byUser] = removes as [StreamRecord];
+    expect(byUser.userIdentity).toBeUndefined();
+    expect(byUser.dynamodb).toMatchObject({
+      Keys: marshall(leaseKey(task.taskId)),
+      OldImage: marshall(lease),
+      SequenceNumber: expect.stringMatching(/^\d+$/),
     });
-    expect(byUser).toBeDefined();
-    expect(byUser?.userIdentity).toBeUndefined();
-  }, 75_000);
+
+    // A delete by a user is no expiry: nothing runs.
+    const ignored = recordingLifecycle();
+    await expect(handleTtlRecords([toLambdaRecord(byUser)], ignored.lifecycle)).resolves.toEqual({
+      batchItemFailures: [],
+    });
+    expect(ignored.calls).toEqual([]);
+
+    // The same record as the TTL sweep writes it: the backstop runs for exactly this task.
+    const byTtl = asTtlDeletion(byUser);
+    const handled = recordingLifecycle();
+    await expect(handleTtlRecords([toLambdaRecord(byTtl)], handled.lifecycle)).resolves.toEqual({
+      batchItemFailures: [],
+    });
+    expect(handled.calls).toEqual([`backstop ${task.taskId}`]);
+
+    // A failing backstop hands the record's own sequence number back for Lambda to retry.
+    const failing = recordingLifecycle(task.taskId);
+    await expect(handleTtlRecords([toLambdaRecord(byTtl)], failing.lifecycle)).resolves.toEqual({
+      batchItemFailures: [{ itemIdentifier: byUser.dynamodb?.SequenceNumber }],
+    });
+  });
+
+  it("hands a prune lease's REMOVE to pruning with its role and task", async () => {
+    const task = makeTask();
+    const lease = pruneLeaseItem(task.roleArn, task.taskId, task.expiresAt);
+    await table.doc.send(new PutCommand({ TableName: table.tableName, Item: lease }));
+    const key = pruneLeaseKey(task.roleArn, task.taskId);
+    await table.doc.send(new DeleteCommand({ TableName: table.tableName, Key: key }));
+
+    const record = (await readStream(table.streams, table.streamArn)).find(
+      (r) =>
+        r.eventName === "REMOVE" && r.dynamodb?.Keys?.sk?.S === key.sk && r.dynamodb?.Keys?.pk?.S === key.pk,
+    );
+    expect(record?.dynamodb?.OldImage).toEqual(marshall(lease));
+    const { lifecycle, calls } = recordingLifecycle();
+    await expect(
+      handleTtlRecords([toLambdaRecord(asTtlDeletion(record as StreamRecord))], lifecycle),
+    ).resolves.toEqual({ batchItemFailures: [] });
+    expect(calls).toEqual([`prune ${task.roleArn} ${task.taskId}`]);
+  });
 });

@@ -1,15 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { TaskLifecycle } from "../../../lib/app/lifecycle-steps.js";
+import { handleTtlRecords } from "../../../lib/app/ttl-backstop.js";
 import { RateLimitedError } from "../../../lib/domain/errors.js";
 import type { AgentRef } from "../../../lib/domain/task.js";
 import { errorResponse } from "../../../lib/http/errors.js";
-import { startDynamoDbLocal } from "../../../lib/sandbox/dynamodb-local.js";
-import { rateBucketKey } from "../../../lib/store/table.js";
+import { toLambdaRecord } from "../../../lib/sandbox/stream-poller.js";
+import { rateBucketKey, selfIndexKeys, TTL_ATTRIBUTE } from "../../../lib/store/table.js";
 import { DynamoVendRateLimiter } from "../../../lib/tasks/dynamo-rate-limiter.js";
 import { DEFAULT_VEND_RATE } from "../../../lib/tasks/limits.js";
-import { createTestTable, type TestTable } from "../../support/dynamodb.js";
+import { asTtlDeletion, createTestTable, readStream, type TestTable } from "../../support/dynamodb.js";
 
 let table: TestTable;
 
@@ -129,29 +131,58 @@ describe("DynamoVendRateLimiter", () => {
     for (const error of refused) expect(error).toBeInstanceOf(RateLimitedError);
   });
 
-  it("lets its bucket expire once full again, carrying the index keys DynamoDB Local's TTL needs", async () => {
-    // A DynamoDB Local of its own: its TTL job pages through 20 items and then sleeps 10 s,
-    // table after table, so on the suite's shared instance the wait grows with every test.
-    const ddb = await startDynamoDbLocal({ port: 0 });
-    onTestFinished(() => ddb.stop());
-    const own = await createTestTable(ddb.endpoint);
+  it("expires its bucket once full again, carrying the index keys DynamoDB Local's TTL needs; a missing bucket is full", async () => {
+    const clock = manualClock();
+    const start = clock.now().getTime();
+    // One token every 2 s; full (2 tokens) again 4 s after the last vend.
+    const rate = limiter({ capacity: 2, refillPerSecond: 0.5, now: clock.now });
     const agent = newAgent();
-    // A bucket used an hour ago is full now, so its TTL has passed.
-    await limiter({ capacity: 2, now: () => new Date(Date.now() - 3_600_000) }, own).consume(agent);
     const key = rateBucketKey(agent.issuer, agent.id);
-    const get = () =>
-      own.doc.send(new GetCommand({ TableName: own.tableName, Key: key, ConsistentRead: true }));
-    expect((await get()).Item).toMatchObject({ gsi1pk: key.pk, gsi2pk: key.pk, type: "rate-bucket" });
+    const get = async () =>
+      (await table.doc.send(new GetCommand({ TableName: table.tableName, Key: key, ConsistentRead: true })))
+        .Item;
 
-    const deadline = Date.now() + 60_000;
-    while ((await get()).Item && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
-    expect((await get()).Item).toBeUndefined();
-    // A missing bucket is a full one.
-    const rate = limiter({ capacity: 2 }, own);
+    await rate.consume(agent);
+    expect(await get()).toEqual({
+      ...key,
+      ...selfIndexKeys(key),
+      type: "rate-bucket",
+      nextTokenAt: start + 2_000,
+      // Full again at start + 4 s; a minute's margin.
+      [TTL_ATTRIBUTE]: start / 1000 + 4 + 60,
+    });
+    clock.advance(1_000);
+    await rate.consume(agent);
+    await rejection(rate.consume(agent));
+    const emptied = await get();
+    expect(emptied).toMatchObject({ nextTokenAt: start + 4_000, [TTL_ATTRIBUTE]: start / 1000 + 1 + 4 + 60 });
+    // When TTL deletes it, the bucket it held was full: no vend is lost or gained.
+    expect(emptied?.nextTokenAt).toBeLessThanOrEqual((emptied?.[TTL_ATTRIBUTE] as number) * 1000);
+
+    // DynamoDB TTL deletes it (by hand here: DynamoDB Local's sweep runs on real time). Its
+    // REMOVE reaches the TTL backstop, which leaves a rate bucket alone.
+    await table.doc.send(new DeleteCommand({ TableName: table.tableName, Key: key }));
+    const removed = (await readStream(table.streams, table.streamArn)).filter(
+      (r) => r.eventName === "REMOVE" && r.dynamodb?.Keys?.pk?.S === key.pk,
+    );
+    expect(removed).toHaveLength(1);
+    const lifecycle = {
+      backstop: async () => {
+        throw new Error("a rate bucket is no task lease");
+      },
+      prune: async () => {
+        throw new Error("a rate bucket is no prune lease");
+      },
+    } as unknown as TaskLifecycle;
+    await expect(
+      handleTtlRecords(removed.map(asTtlDeletion).map(toLambdaRecord), lifecycle),
+    ).resolves.toEqual({ batchItemFailures: [] });
+
+    // A missing bucket is a full one, even at the same instant.
     await rate.consume(agent);
     await rate.consume(agent);
     await rejection(rate.consume(agent));
-  }, 75_000);
+  });
 
   it("refuses settings that make no bucket", () => {
     expect(() => limiter({ capacity: 0 })).toThrow(/capacity/);

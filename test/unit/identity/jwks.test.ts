@@ -1,6 +1,6 @@
 import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { InvalidTokenError, UpstreamUnavailableError } from "../../../lib/domain/errors.js";
 import { RemoteJwks } from "../../../lib/identity/jwks.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
@@ -271,10 +271,21 @@ describe("RemoteJwks", () => {
       // never respond
     });
     servers.push(silent);
+    // The request's timer runs on a fake clock: the abort must come at exactly 200 ms.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
     const jwks = new RemoteJwks({ name: "silent", jwksUri: silent.url }, { timeoutMs: 200 });
-    const started = Date.now();
-    const error = await rejection(jwks.getKey({ alg: "RS256", kid: "k" }));
-    expect(Date.now() - started).toBeLessThan(2000);
+    let settled = false;
+    const pending = rejection(jwks.getKey({ alg: "RS256", kid: "k" })).finally(() => {
+      settled = true;
+    });
+
+    await vi.advanceTimersByTimeAsync(199);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    const error = await pending;
     expect(error).toBeInstanceOf(UpstreamUnavailableError);
     expect((error.cause as Error).message).toBe("JWKS request timed out after 200 ms");
   });
