@@ -2,6 +2,7 @@ const USAGE = `jitv — just-in-time AWS credentials for agents
 
 Sandbox (no AWS account):
   jitv dev [--port 8787] [--issuer-port 8788] [--issuers FILE] [--templates DIR] [--data DIR]
+           [--accounts IDS]                    target accounts (default 123456789012,210987654321)
   jitv token --agent NAME | --user NAME [--for-agent AGENT]
                                                a token from the sandbox's local issuer (--for-agent:
                                                the user's delegation token for that agent)
@@ -14,7 +15,8 @@ Agents:
   jitv task get|refresh|complete TASK_ID [--token TOKEN] [--api URL]
   jitv simulate TASK_ID ACTION RESOURCE_ARN    sandbox: would these credentials be allowed now?
 
-Security teams (--table = the stack's TableName output, or $JITV_TABLE_NAME):
+Security teams (--table = the stack's TableName output, or $JITV_TABLE_NAME;
+--accounts = its TargetAccounts output, or $JITV_TARGET_ACCOUNTS: roles elsewhere are refused):
   jitv templates lint FILE...                  validate templates without storing them
   jitv templates put FILE... | list | show NAME
   jitv policies put NAME FILE [--expected-version N] | list | show NAME

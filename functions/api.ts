@@ -6,7 +6,7 @@ import middy from "@middy/core";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { documentClient } from "../lib/app/aws-wiring.js";
 import { EmfMetrics } from "../lib/audit/metrics.js";
-import { ENV, requireEnv } from "../lib/config.js";
+import { ENV, requireEnv, targetAccountsFromEnv } from "../lib/config.js";
 import { StsBroker } from "../lib/credentials/sts-broker.js";
 import { composeApi } from "../lib/http/compose-api.js";
 import { contractErrorMiddleware, fromApiGatewayEvent, toApiGatewayResult } from "../lib/http/lambda.js";
@@ -22,6 +22,8 @@ const { api } = composeApi({
   doc: documentClient(),
   tableName: requireEnv(ENV.tableName),
   issuers: loadIssuerConfigFile(requireEnv(ENV.issuersFile)),
+  // Only into accounts where revocation reaches (the target-account stack's revoker role).
+  targetAccounts: targetAccountsFromEnv(),
   // The broker retries throttling itself, with jitter; the SDK's own retries are off.
   broker: new StsBroker({
     client: new STSClient({ maxAttempts: 1 }),

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { parseAccountList } from "../lib/domain/accounts.js";
 import { ConfigError } from "../lib/domain/errors.js";
 import { type IssuerConfig, loadIssuerConfigFile } from "../lib/identity/issuers.js";
 
@@ -19,6 +20,11 @@ export interface DeployConfig {
   readonly rolePath: string;
   /** When given, the only roles jitv may vend and revoke on (instead of the whole role path). */
   readonly allowedRoleArns?: readonly string[];
+  /**
+   * Other AWS accounts jitv may vend into: each has deployed the target-account stack (its revoker
+   * role), through which revocation writes there.
+   */
+  readonly targetAccounts?: readonly string[];
   /** E-mail address subscribed to the alarm topic. */
   readonly alarmEmail?: string;
   /** Stage-wide steady-state request rate (requests per second). */
@@ -54,6 +60,7 @@ export const CONTEXT_KEYS = [
   "stage",
   "rolePath",
   "allowedRoleArns",
+  "targetAccounts",
   "alarmEmail",
   "apiRateLimit",
   "apiBurstLimit",
@@ -152,6 +159,16 @@ export function readDeployConfig(context: (key: ContextKey) => unknown, cwd = pr
     }
   }
 
+  const accountsRaw = text("targetAccounts");
+  let targetAccounts: string[] | undefined;
+  if (accountsRaw !== undefined) {
+    try {
+      targetAccounts = parseAccountList(accountsRaw);
+    } catch (error) {
+      problems.push(`targetAccounts: ${(error as Error).message}`);
+    }
+  }
+
   const alarmEmail = text("alarmEmail");
   if (alarmEmail !== undefined && !EMAIL.test(alarmEmail)) {
     problems.push(`alarmEmail: not an e-mail address: "${alarmEmail}"`);
@@ -189,6 +206,7 @@ export function readDeployConfig(context: (key: ContextKey) => unknown, cwd = pr
     stage,
     rolePath,
     ...(allowedRoleArns === undefined ? {} : { allowedRoleArns }),
+    ...(targetAccounts === undefined ? {} : { targetAccounts }),
     ...(alarmEmail === undefined ? {} : { alarmEmail }),
     apiRateLimit,
     apiBurstLimit,

@@ -1,3 +1,4 @@
+import { parseAccountList } from "./domain/accounts.js";
 import { ConfigError } from "./domain/errors.js";
 
 /**
@@ -10,7 +11,28 @@ export const ENV = {
   stateMachineArn: "JITV_STATE_MACHINE_ARN",
   /** Optional: the EventBridge bus for `Task pending approval` events (default bus when unset). */
   eventBusName: "JITV_EVENT_BUS_NAME",
+  /** The vending account's id: its roles are revoked with the function's own credentials. */
+  accountId: "JITV_ACCOUNT_ID",
+  /**
+   * The accounts jitv may vend into and revoke in (comma-separated; the vending account included).
+   * Every other account's roles are written through its revoker role.
+   */
+  targetAccounts: "JITV_TARGET_ACCOUNTS",
 } as const;
+
+/**
+ * The target accounts from `JITV_TARGET_ACCOUNTS`, or `undefined` when unset.
+ * @throws ConfigError when an entry is not a 12-digit account id
+ */
+export function targetAccountsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
+  const value = env[ENV.targetAccounts];
+  if (value === undefined || value.trim() === "") return undefined;
+  try {
+    return parseAccountList(value);
+  } catch (error) {
+    throw new ConfigError(`${ENV.targetAccounts}: ${(error as Error).message}`);
+  }
+}
 
 /**
  * @throws ConfigError when the variable is missing or empty

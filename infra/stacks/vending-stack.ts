@@ -34,6 +34,7 @@ import type { Construct } from "constructs";
 import { TTL_STREAM_FILTER_PATTERN } from "../../lib/app/ttl-backstop.js";
 import { METRICS_NAMESPACE, type MetricName } from "../../lib/audit/metrics.js";
 import { ENV } from "../../lib/config.js";
+import { REVOKER_CALLER_TAG, REVOKER_ROLE_NAME, REVOKER_ROLE_PATH } from "../../lib/domain/accounts.js";
 import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/store/table.js";
 import { LIFECYCLE_ASL_PATH, LIFECYCLE_STATES } from "../../lib/tasks/lifecycle.js";
 import { DEPLOY_DEFAULTS } from "../config.js";
@@ -148,6 +149,12 @@ export interface VendingStackProps extends StackProps {
   readonly rolePath?: string;
   /** The only roles jitv may vend and revoke on. @default - every role under `rolePath` */
   readonly allowedRoleArns?: readonly string[];
+  /**
+   * Other accounts jitv may vend into. Each must have deployed `TargetAccountStack` (its revoker
+   * role): revocation there writes through that role, roles addressed by ARN.
+   * @default - the stack's own account only
+   */
+  readonly targetAccounts?: readonly string[];
   /** E-mail subscribed to the alarm topic. @default - no subscription */
   readonly alarmEmail?: string;
   /** Stage-wide steady-state request rate (per second). @default 50 */
@@ -197,17 +204,47 @@ export class VendingStack extends Stack {
     const vendRateLimit = props.vendRateLimit ?? DEPLOY_DEFAULTS.vendRateLimit;
     Tags.of(this).add("jitv:stage", stage);
 
-    // Roles agents may assume: the listed ARNs, or every role under the jitv path. Never "*".
+    // Accounts jitv vends into: its own and the registered target accounts.
+    const otherAccounts = (props.targetAccounts ?? []).filter((account) => account !== this.account);
+    // Roles agents may assume: the listed ARNs, or every role under the jitv path, in each account. Never "*".
     const targetRoleArns = props.allowedRoleArns?.length
       ? [...props.allowedRoleArns]
-      : [
+      : [undefined, ...otherAccounts].map((account) =>
           this.formatArn({
             service: "iam",
             region: "",
+            ...(account === undefined ? {} : { account }),
             resource: "role",
             resourceName: `${rolePath.slice(1)}*`,
           }),
-        ];
+        );
+    // In another account, revocation writes through that account's revoker role.
+    const assumeRevokers =
+      otherAccounts.length === 0
+        ? undefined
+        : new PolicyStatement({
+            sid: "AssumeTargetAccountRevokers",
+            actions: ["sts:AssumeRole"],
+            resources: otherAccounts.map((account) =>
+              this.formatArn({
+                service: "iam",
+                region: "",
+                account,
+                resource: "role",
+                resourceName: `${REVOKER_ROLE_PATH.slice(1)}${REVOKER_ROLE_NAME}`,
+              }),
+            ),
+          });
+    const accountsEnv = {
+      [ENV.accountId]: this.account,
+      [ENV.targetAccounts]: [this.account, ...otherAccounts].join(","),
+    };
+    /** A function that revokes: its role may assume the revoker roles, which trust only such callers. */
+    const revokesAcrossAccounts = (fn: JitvFunction) => {
+      if (!assumeRevokers) return;
+      fn.role.addToPrincipalPolicy(assumeRevokers);
+      Tags.of(fn.role).add(REVOKER_CALLER_TAG, "true");
+    };
     const taggedSecrets = this.formatArn({
       service: "secretsmanager",
       resource: "secret",
@@ -366,7 +403,7 @@ export class VendingStack extends Stack {
         description: spec.description,
         logRetention,
         timeout: callsIamOrSecrets ? Duration.seconds(60) : Duration.seconds(15),
-        environment: tableEnv,
+        environment: spec.revokes ? { ...tableEnv, ...accountsEnv } : tableEnv,
         ...(callsIamOrSecrets && lifecycleConcurrency > 0
           ? { reservedConcurrentExecutions: lifecycleConcurrency }
           : {}),
@@ -376,6 +413,7 @@ export class VendingStack extends Stack {
       if (spec.revokes) {
         fn.role.addToPrincipalPolicy(reviseTargetRoles);
         acknowledgeTargetRoles(fn);
+        revokesAcrossAccounts(fn);
       }
       if (spec.rotatesSecrets) {
         fn.role.addToPrincipalPolicy(rotateTaggedSecrets);
@@ -447,6 +485,8 @@ export class VendingStack extends Stack {
         ...tableEnv,
         [ENV.issuersFile]: BUNDLED_ISSUERS_FILE,
         [ENV.stateMachineArn]: this.stateMachine.stateMachineArn,
+        // A template whose role is in any other account never vends: nothing could revoke there.
+        [ENV.targetAccounts]: accountsEnv[ENV.targetAccounts],
       },
       bundledFiles: [{ source: props.issuersFile, name: "issuers.json" }],
     });
@@ -510,11 +550,12 @@ export class VendingStack extends Stack {
       logRetention,
       // A batch of up to 10 leases, each possibly several IAM calls with backoff.
       timeout: Duration.minutes(5),
-      environment: tableEnv,
+      environment: { ...tableEnv, ...accountsEnv },
     });
     useTable(this.ttlStreamFunction, ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"]);
     this.ttlStreamFunction.role.addToPrincipalPolicy(reviseTargetRoles);
     acknowledgeTargetRoles(this.ttlStreamFunction);
+    revokesAcrossAccounts(this.ttlStreamFunction);
     this.ttlStreamFunction.role.addToPrincipalPolicy(rotateTaggedSecrets);
     acknowledgeTaggedSecrets(this.ttlStreamFunction);
     this.ttlStreamFunction.function.addEventSource(
@@ -732,6 +773,10 @@ export class VendingStack extends Stack {
       value: this.api.api.url,
     });
     new CfnOutput(this, "TableName", { value: this.table.tableName });
+    new CfnOutput(this, "TargetAccounts", {
+      description: "Accounts jitv vends into (for jitv templates put --accounts / JITV_TARGET_ACCOUNTS)",
+      value: accountsEnv[ENV.targetAccounts] as string,
+    });
     new CfnOutput(this, "StateMachineArn", { value: this.stateMachine.stateMachineArn });
     new CfnOutput(this, "VendFunctionRoleArn", {
       description: "The only principal JitTargetRole trusts: pass it as vendFunctionRoleArn",

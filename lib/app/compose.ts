@@ -6,6 +6,7 @@ import { CedarAuthorizer } from "../authz/cedar-authorizer.js";
 import { DynamoPolicyStore } from "../authz/dynamo-policy-store.js";
 import { StaffRoles } from "../authz/roles.js";
 import type { CredentialBroker } from "../credentials/broker.js";
+import type { TargetAccounts } from "../domain/accounts.js";
 import { DynamoReplayCache } from "../identity/dynamo-replay-cache.js";
 import type { IssuerConfig } from "../identity/issuers.js";
 import { TokenVerifier } from "../identity/verifier.js";
@@ -31,6 +32,11 @@ export interface CoreOptions {
   readonly tokens: TaskTokenSender;
   /** EventBridge in AWS; a log line in the sandbox. */
   readonly notifier?: ApprovalNotifier;
+  /**
+   * The accounts jitv may vend into and revoke in: templates whose role is elsewhere are refused
+   * at `put` and at vend. @default undefined (not checked)
+   */
+  readonly targetAccounts?: TargetAccounts;
   /** Per-agent vend (and refresh) rate. @default `DEFAULT_VEND_RATE` */
   readonly vendRate?: VendRateLimit;
   readonly logger?: Logger;
@@ -65,7 +71,8 @@ export function composeCore(options: CoreOptions): Core {
   const { tableName } = options;
   const audit = options.audit ?? new LoggerAuditLog(logger);
   const tasks = new DynamoTaskRepository({ client, tableName, now });
-  const templates = new DynamoTemplateStore({ client, tableName });
+  const { targetAccounts } = options;
+  const templates = new DynamoTemplateStore({ client, tableName, targetAccounts });
   const policies = new DynamoPolicyStore({ client, tableName, now });
   const inventory = new DynamoInventory({ client, tableName, now });
   // One engine decides every action: the built-in baseline policies, the stored Cedar policy
@@ -98,6 +105,7 @@ export function composeCore(options: CoreOptions): Core {
       ...options.vendRate,
     }),
     agents: inventory,
+    targetAccounts,
     now,
   });
   const approvals = new ApprovalService({

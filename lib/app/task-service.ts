@@ -2,6 +2,7 @@ import { type AuditLog, taskAuditFields } from "../audit/audit-log.js";
 import type { Authorizer } from "../authz/authorizer.js";
 import type { StaffRoles } from "../authz/roles.js";
 import type { CredentialBroker } from "../credentials/broker.js";
+import { assertTargetAccountForVend, type TargetAccounts } from "../domain/accounts.js";
 import {
   ConflictError,
   ForbiddenError,
@@ -53,6 +54,8 @@ export interface TaskServiceDeps {
   readonly rateLimiter?: RateLimiter;
   /** The agent registry behind `GET /v1/agents`. */
   readonly agents?: AgentRegistry;
+  /** The accounts jitv can revoke in: a template whose role is elsewhere never vends. */
+  readonly targetAccounts?: TargetAccounts;
   readonly now?: () => Date;
   readonly newTaskId?: () => string;
 }
@@ -184,6 +187,11 @@ export class TaskService {
 
     if (agent.zone !== template.zone) {
       deny(new ForbiddenError(`a ${agent.zone}-zone agent cannot use a ${template.zone}-zone template`));
+    }
+    try {
+      assertTargetAccountForVend(template.roleArn, this.#d.targetAccounts);
+    } catch (err) {
+      deny(err as JitvError);
     }
     const subject = await this.#verifySubject(template, agent, input.subjectToken).catch((err: JitvError) =>
       deny(err),

@@ -3,6 +3,8 @@ import { parseArgs } from "node:util";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoPolicyStore } from "../authz/dynamo-policy-store.js";
+import { ENV } from "../config.js";
+import { assertTargetAccountForPut, parseAccountList, type TargetAccounts } from "../domain/accounts.js";
 import { JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
 import { parseTemplate } from "../domain/template.js";
@@ -23,10 +25,15 @@ export async function storeCommand(kind: "templates" | "policies", argv: string[
       endpoint: { type: "string" },
       region: { type: "string" },
       "expected-version": { type: "string" },
+      accounts: { type: "string" },
     },
   });
   const [sub, ...rest] = positionals;
-  if (kind === "templates" && sub === "lint") return lint(rest);
+  // The deployment's target accounts (the stack's TargetAccounts output): a template whose role is
+  // in any other account is refused, since jitv could not revoke there.
+  const accountList = values.accounts ?? process.env[ENV.targetAccounts];
+  const targetAccounts = accountList === undefined ? undefined : parseAccountList(accountList);
+  if (kind === "templates" && sub === "lint") return lint(rest, targetAccounts);
   const tableName = values.table ?? process.env.JITV_TABLE_NAME;
   if (!tableName) throw new Error("--table (or JITV_TABLE_NAME) is required: the stack's TableName output");
   const local =
@@ -41,20 +48,21 @@ export async function storeCommand(kind: "templates" | "policies", argv: string[
   );
   try {
     return kind === "templates"
-      ? await templates(new DynamoTemplateStore({ client, tableName }), sub, rest)
+      ? await templates(new DynamoTemplateStore({ client, tableName, targetAccounts }), sub, rest)
       : await policies(new DynamoPolicyStore({ client, tableName }), sub, rest, values["expected-version"]);
   } finally {
     client.destroy();
   }
 }
 
-function lint(files: string[]): number {
+function lint(files: string[], targetAccounts: TargetAccounts): number {
   if (files.length === 0) throw new Error("usage: jitv templates lint FILE...");
   let failures = 0;
   for (const file of files) {
     try {
       const template = parseTemplate(JSON.parse(readFileSync(file, "utf8")));
       lintTemplate(template);
+      assertTargetAccountForPut(template.roleArn, targetAccounts);
       process.stdout.write(`ok    ${file} (${template.name}, ${template.zone} zone)\n`);
     } catch (err) {
       failures++;
@@ -97,7 +105,7 @@ async function templates(
     return 0;
   }
   throw new Error(
-    "usage: jitv templates lint FILE... | put FILE... | list | show NAME  [--table T] [--endpoint URL]",
+    "usage: jitv templates lint FILE... | put FILE... | list | show NAME  [--table T] [--endpoint URL] [--accounts IDS]",
   );
 }
 

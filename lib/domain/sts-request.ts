@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { ROLE_ARN_PATTERN } from "./accounts.js";
 import { InternalError, InvalidRequestError } from "./errors.js";
 import { assertPolicyCharacters, assertPolicySize } from "./render.js";
 import { type AssumeRoleRequest, type SessionTag, STS_LIMITS } from "./sts.js";
@@ -24,7 +25,6 @@ const STS_NAME = /^[\w+=,.@-]{2,64}$/;
 const STS_NAME_DISALLOWED = /[^\w+=,.@-]/gu;
 /** Tag key and value syntax (Tag data type, STS API reference). */
 const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
-const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 
 const SOURCE_IDENTITY_MAX_LENGTH = 64;
 /**
@@ -214,7 +214,8 @@ export function buildAssumeRoleRequest(input: {
  * @throws InvalidRequestError naming the field
  */
 export function assertStsLimits(request: AssumeRoleRequest): void {
-  if (!ROLE_ARN.test(request.roleArn)) throw new InvalidRequestError("roleArn is not an IAM role ARN");
+  if (!ROLE_ARN_PATTERN.test(request.roleArn))
+    throw new InvalidRequestError("roleArn is not an IAM role ARN");
   if (!STS_NAME.test(request.roleSessionName)) {
     throw new InvalidRequestError("role session name must match [\\w+=,.@-]{2,64}");
   }

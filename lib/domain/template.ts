@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ROLE_ARN_PATTERN } from "./accounts.js";
 import { InvalidRequestError } from "./errors.js";
 
 /**
@@ -55,9 +56,7 @@ export const templateSchema = z
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "name must match ^[a-z0-9][a-z0-9-]{0,63}$"),
     description: z.string().max(512).optional(),
     zone: z.enum(["workforce", "customer"]),
-    roleArn: z
-      .string()
-      .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, "roleArn must be an IAM role ARN"),
+    roleArn: z.string().regex(ROLE_ARN_PATTERN, "roleArn must be an IAM role ARN"),
     sessionPolicy: sessionPolicySchema,
     parameters: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/), parameterSchema).optional(),
     agents: z

@@ -27,10 +27,11 @@ import {
 /** Options of {@link IamRolePolicyWriter}. */
 export interface IamRolePolicyWriterProps extends RetryTimingProps {
   /**
-   * The IAM client. Build it with `maxAttempts: 1`: the writer retries itself, and the SDK's
-   * own retries would multiply with them.
+   * The IAM client, or the client for each role (`RevokerIamClients.forRole`: the target
+   * account's revoker role for a role in another account). Build them with `maxAttempts: 1`:
+   * the writer retries itself, and the SDK's own retries would multiply with them.
    */
-  readonly client: IAMClient;
+  readonly client: IAMClient | ((roleArn: string) => IAMClient);
   /**
    * Calls to IAM per operation, the first included.
    * @default 5
@@ -84,11 +85,12 @@ interface IamFailure extends AwsFailure {
  * await writer.put(roleArn, REVOCATION_POLICY_NAME, document);
  */
 export class IamRolePolicyWriter implements RolePolicyWriter {
-  readonly #client: IAMClient;
+  readonly #clientFor: (roleArn: string) => IAMClient;
   readonly #retry: RetryAwsOptions;
 
   constructor(props: IamRolePolicyWriterProps) {
-    this.#client = props.client;
+    const { client } = props;
+    this.#clientFor = typeof client === "function" ? client : () => client;
     this.#retry = {
       ...resolveRetryOptions(props, { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 3000 }),
       isRetryable,
@@ -103,7 +105,7 @@ export class IamRolePolicyWriter implements RolePolicyWriter {
   async get(roleArn: string, policyName: string): Promise<string | undefined> {
     const RoleName = roleNameOf(roleArn);
     const output = await this.#call("GetRolePolicy", RoleName, () =>
-      this.#client.send(new GetRolePolicyCommand({ RoleName, PolicyName: policyName })),
+      this.#clientFor(roleArn).send(new GetRolePolicyCommand({ RoleName, PolicyName: policyName })),
     );
     if (output === NOT_FOUND) return undefined;
     const encoded = output.PolicyDocument;
@@ -124,7 +126,7 @@ export class IamRolePolicyWriter implements RolePolicyWriter {
   async put(roleArn: string, policyName: string, document: string): Promise<void> {
     const RoleName = roleNameOf(roleArn);
     const output = await this.#call("PutRolePolicy", RoleName, () =>
-      this.#client.send(
+      this.#clientFor(roleArn).send(
         new PutRolePolicyCommand({ RoleName, PolicyName: policyName, PolicyDocument: document }),
       ),
     );
@@ -143,7 +145,9 @@ export class IamRolePolicyWriter implements RolePolicyWriter {
     let Marker: string | undefined;
     do {
       const page = await this.#call("ListRolePolicies", RoleName, () =>
-        this.#client.send(new ListRolePoliciesCommand({ RoleName, ...(Marker ? { Marker } : {}) })),
+        this.#clientFor(roleArn).send(
+          new ListRolePoliciesCommand({ RoleName, ...(Marker ? { Marker } : {}) }),
+        ),
       );
       if (page === NOT_FOUND) throw new RoleNotFoundError(`IAM role ${RoleName} does not exist`);
       names.push(...(page.PolicyNames ?? []));
@@ -163,7 +167,7 @@ export class IamRolePolicyWriter implements RolePolicyWriter {
   async delete(roleArn: string, policyName: string): Promise<void> {
     const RoleName = roleNameOf(roleArn);
     await this.#call("DeleteRolePolicy", RoleName, () =>
-      this.#client.send(new DeleteRolePolicyCommand({ RoleName, PolicyName: policyName })),
+      this.#clientFor(roleArn).send(new DeleteRolePolicyCommand({ RoleName, PolicyName: policyName })),
     );
   }
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { parseAccountList } from "../domain/accounts.js";
 import { fetchClientCredentialsToken } from "./client-credentials.js";
 import { DEMO, type Sandbox, type SandboxState, startSandbox } from "./sandbox.js";
 
@@ -29,6 +30,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       roles: { type: "string" },
       policies: { type: "string" },
       data: { type: "string" },
+      accounts: { type: "string" },
     },
   });
   for (const [flag, path] of [
@@ -50,8 +52,9 @@ export async function devCommand(argv: string[]): Promise<number> {
     stateFile: STATE_FILE,
     ...(values.issuers ? { issuersFile: values.issuers } : {}),
     ...(values.data ? { dataDir: resolve(values.data) } : {}),
+    ...(values.accounts ? { targetAccounts: parseAccountList(values.accounts) } : {}),
   });
-  process.stdout.write(banner(sandbox, values.data));
+  process.stdout.write(banner(sandbox, values.data, values.accounts ?? DEMO.accounts.join(",")));
 
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
@@ -66,7 +69,7 @@ export async function devCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-function banner(s: Sandbox, dataDir: string | undefined): string {
+function banner(s: Sandbox, dataDir: string | undefined, accounts: string): string {
   const users = DEMO.users.map((u) => `${u.id} (tenant ${u.tenant})`).join(", ");
   const extra = s.issuers.issuers
     .filter((i) => !Object.values(s.localIssuers).includes(i.issuer))
@@ -84,6 +87,7 @@ jitv sandbox is running — no AWS account is involved.
                    ${s.localIssuers.staff}  (staff: ${DEMO.staff.map((u) => `${u.id} (${u.groups.join(", ")})`).join(", ")})${extra}
   Templates        ${s.templates.join(", ") || "(none)"}
   Cedar policies   ${s.policySets.join(", ") || "(none: each template's agents list decides)"}
+  AWS accounts     ${accounts.split(",").join(", ")}  (emulated target accounts; roles elsewhere are refused)
 
 Next, in another terminal in this folder:
 

@@ -52,6 +52,11 @@ export interface SandboxOptions {
   readonly rolesDir?: string;
   /** Keep DynamoDB data here between runs (default: in memory). */
   readonly dataDir?: string;
+  /**
+   * The AWS accounts the sandbox emulates as target accounts: templates whose role is elsewhere
+   * are refused, as in a deployment. @default DEMO.accounts
+   */
+  readonly targetAccounts?: readonly string[];
   /** Where demo client secrets are written for `jitv token` (mode 0600). */
   readonly stateFile: string;
   readonly logger?: Logger;
@@ -59,6 +64,8 @@ export interface SandboxOptions {
   readonly vendRate?: { capacity: number; refillPerSecond: number };
   /** Test seam: lifecycle executions time out after this many seconds instead of at the task's deadline. */
   readonly lifecycleTimeoutSeconds?: number;
+  /** Test seam: the API core's clock (tokens, vends, approvals, reads). @default () => new Date() */
+  readonly now?: () => Date;
 }
 
 /** What `jitv token` reads: the local issuers' token endpoints and the demo clients' secrets. */
@@ -97,6 +104,8 @@ export interface Sandbox {
 
 /** Demo identities of the built-in local issuer. */
 export const DEMO = {
+  /** The emulated AWS accounts: the vending account and one target account (roles by ARN in each). */
+  accounts: ["123456789012", "210987654321"],
   workforceAgents: ["demo-agent", "ci-agent"],
   customerAgents: ["support-agent"],
   users: [
@@ -204,6 +213,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       lifecycle: runner,
       tokens: runner,
       ...(options.vendRate ? { vendRate: options.vendRate } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      targetAccounts: options.targetAccounts ?? DEMO.accounts,
       extraRoutes: ({ service, templates }) => sandboxRoutes({ service, templates, writer, secrets, roles }),
     });
     const templates = options.templatesDir ? await loadTemplates(core, secrets, options.templatesDir) : [];

@@ -1,4 +1,5 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { assertTargetAccountForPut, type TargetAccounts } from "../domain/accounts.js";
 import { InternalError } from "../domain/errors.js";
 import { parseTemplate, type TaskTemplate } from "../domain/template.js";
 import { storeUnavailable } from "../store/dynamo-errors.js";
@@ -14,6 +15,11 @@ export interface DynamoTemplateStoreOptions {
   readonly now?: () => Date;
   /** Items per `Query` page of `list`. @default DynamoDB's 1 MB page */
   readonly pageSize?: number;
+  /**
+   * The deployment's target accounts: `put` refuses a template whose role is in any other account
+   * (jitv could not revoke there). @default undefined (not checked)
+   */
+  readonly targetAccounts?: TargetAccounts;
 }
 
 /**
@@ -26,8 +32,10 @@ export class DynamoTemplateStore implements TemplateStore {
   readonly #tableName: string;
   readonly #now: () => Date;
   readonly #pageSize: number | undefined;
+  readonly #targetAccounts: TargetAccounts;
 
   constructor(options: DynamoTemplateStoreOptions) {
+    this.#targetAccounts = options.targetAccounts;
     this.#client = options.client;
     this.#tableName = options.tableName;
     this.#now = options.now ?? (() => new Date());
@@ -51,8 +59,12 @@ export class DynamoTemplateStore implements TemplateStore {
     return item?.type === "template" ? decode(item) : undefined;
   }
 
-  /** Creates or replaces a template. The caller has validated it (`parseTemplate` + `lintTemplate`). */
+  /**
+   * Creates or replaces a template. The caller has validated it (`parseTemplate` + `lintTemplate`).
+   * @throws InvalidRequestError when its role is not in a target account
+   */
   async put(template: TaskTemplate): Promise<void> {
+    assertTargetAccountForPut(template.roleArn, this.#targetAccounts);
     try {
       await this.#client.send(
         new PutCommand({

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { Annotations, Capture, Match, Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ESM_REQUIRE_BANNER } from "../../infra/constructs/jitv-function.js";
@@ -13,9 +14,15 @@ import {
   lifecycleEntryName,
   type VendingStack,
 } from "../../infra/stacks/vending-stack.js";
-import { TTL_STREAM_FILTER_PATTERN } from "../../lib/app/ttl-backstop.js";
+import { isTtlLeaseExpiry } from "../../lib/app/ttl-backstop.js";
 import { METRICS_NAMESPACE } from "../../lib/audit/metrics.js";
-import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/store/table.js";
+import {
+  leaseItem,
+  pruneLeaseItem,
+  replayItem,
+  TTL_ATTRIBUTE,
+  tableDefinition,
+} from "../../lib/store/table.js";
 import { LIFECYCLE_STATES } from "../../lib/tasks/lifecycle.js";
 import {
   actionsOf,
@@ -178,17 +185,23 @@ describe("VendingStack: functions", () => {
     }
   });
 
-  it("gives the API function the table, the bundled issuers file and the state machine, and no secret", () => {
+  it("gives the API function the table, the bundled issuers file, the state machine and the target accounts, and no secret", () => {
+    // Environment-agnostic stack: its own account is the only target account.
+    const accounts = { Ref: "AWS::AccountId" };
     expect(resources[id(stack.apiFunction.function)]?.Properties.Environment.Variables).toEqual({
       NODE_OPTIONS: "--enable-source-maps",
       JITV_TABLE_NAME: { Ref: id(stack.table) },
       JITV_ISSUERS_FILE: BUNDLED_ISSUERS_FILE,
       JITV_STATE_MACHINE_ARN: { Ref: id(stack.stateMachine) },
+      JITV_TARGET_ACCOUNTS: accounts,
     });
+    const revoking = new Set([stack.lifecycleFunctions.Revoke, stack.ttlStreamFunction]);
     for (const fn of [...Object.values(stack.lifecycleFunctions), stack.ttlStreamFunction]) {
       expect(resources[id(fn.function)]?.Properties.Environment.Variables).toEqual({
         NODE_OPTIONS: "--enable-source-maps",
         JITV_TABLE_NAME: { Ref: id(stack.table) },
+        // Only the functions that revoke learn the accounts (and which one is home).
+        ...(revoking.has(fn) ? { JITV_ACCOUNT_ID: accounts, JITV_TARGET_ACCOUNTS: accounts } : {}),
       });
     }
   });
@@ -283,7 +296,7 @@ describe("VendingStack: least privilege", () => {
   const revocationPolicy: Statement = {
     Sid: "RevocationPolicyOnTargetRoles",
     Effect: "Allow",
-    Action: ["iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:PutRolePolicy"],
+    Action: ["iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"],
     Resource: targetRoles,
   };
   const rotateSecrets: Statement = {
@@ -482,19 +495,109 @@ describe("VendingStack: least privilege", () => {
   });
 });
 
+/**
+ * Lambda event filtering, for the syntax a filter of the TTL stream may use: an object matches
+ * when each of its keys matches the record's field of that name; an array lists the values the
+ * field may equal (so the field must exist). Any other operator (prefix, exists, numeric, …) is
+ * not modelled, and fails the test rather than matching silently.
+ */
+function lambdaFilterMatches(pattern: unknown, value: unknown): boolean {
+  if (Array.isArray(pattern)) {
+    for (const allowed of pattern) {
+      if (typeof allowed === "object" && allowed !== null) {
+        throw new Error(`filter operator ${JSON.stringify(allowed)} is not modelled by this test`);
+      }
+    }
+    return value !== undefined && pattern.includes(value);
+  }
+  if (typeof pattern === "object" && pattern !== null) {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+    return Object.entries(pattern).every(([key, inner]) =>
+      lambdaFilterMatches(inner, (value as Record<string, unknown>)[key]),
+    );
+  }
+  throw new Error(`a filter's leaves are arrays of values, not ${JSON.stringify(pattern)}`);
+}
+
+/** A DynamoDB stream record as Lambda delivers it (NEW_AND_OLD_IMAGES). */
+function lambdaStreamRecord(
+  eventName: "INSERT" | "MODIFY" | "REMOVE",
+  item: Record<string, unknown>,
+  userIdentity?: { type: string; principalId: string },
+) {
+  const image = marshall(item);
+  return {
+    eventID: "c4ca4238a0b923820dcc509a6f75849b",
+    eventName,
+    eventVersion: "1.1",
+    eventSource: "aws:dynamodb",
+    awsRegion: "us-east-1",
+    dynamodb: {
+      ApproximateCreationDateTime: 1_893_456_900,
+      Keys: marshall({ pk: item.pk, sk: item.sk }),
+      ...(eventName === "INSERT" ? {} : { OldImage: image }),
+      ...(eventName === "REMOVE" ? {} : { NewImage: image }),
+      SequenceNumber: "111100000000012345678901",
+      SizeBytes: 212,
+      StreamViewType: "NEW_AND_OLD_IMAGES",
+    },
+    ...(userIdentity ? { userIdentity } : {}),
+    eventSourceARN: "arn:aws:dynamodb:us-east-1:123456789012:table/jitv/stream/2030-01-01T00:00:00.000",
+  };
+}
+
 describe("VendingStack: TTL-stream backstop", () => {
-  it("maps the table stream with the backstop's filter, partial batch failures, bisect, retries and a DLQ", () => {
+  it("maps the table stream with partial batch failures, bisect, retries and a DLQ", () => {
     template.resourceCountIs("AWS::Lambda::EventSourceMapping", 1);
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
       FunctionName: { Ref: id(stack.ttlStreamFunction.function) },
       EventSourceArn: getAtt(id(stack.table), "StreamArn"),
       StartingPosition: "TRIM_HORIZON",
-      FilterCriteria: { Filters: [{ Pattern: JSON.stringify(TTL_STREAM_FILTER_PATTERN) }] },
+      FilterCriteria: { Filters: [{ Pattern: Match.anyValue() }] },
       FunctionResponseTypes: ["ReportBatchItemFailures"],
       BisectBatchOnFunctionError: true,
       MaximumRetryAttempts: 10,
       DestinationConfig: { OnFailure: { Destination: getAtt(id(stack.deadLetterQueue)) } },
     });
+  });
+
+  it("filters the stream down to leases deleted by DynamoDB's TTL service, as the handler does", () => {
+    const pattern = new Capture();
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FilterCriteria: { Filters: [{ Pattern: pattern }] },
+    });
+    const filter = JSON.parse(pattern.asString()) as unknown;
+    const ttl = { type: "Service", principalId: "dynamodb.amazonaws.com" };
+    const taskLease = leaseItem("tsk_01j9zx3c5v7b9n1m3k5h7g9f2d", "2030-01-01T00:15:00Z");
+    const pruneLease = pruneLeaseItem(
+      "arn:aws:iam::123456789012:role/jitv/reports-reader",
+      "tsk_01j9zx3c5v7b9n1m3k5h7g9f2d",
+      "2030-01-01T00:15:00Z",
+    );
+    const usedToken = replayItem("https://issuer.example", "jti-1", 1_893_456_900, 1_893_457_200);
+    const cases = [
+      ["a task lease removed by TTL", lambdaStreamRecord("REMOVE", taskLease, ttl), true],
+      ["a prune lease removed by TTL", lambdaStreamRecord("REMOVE", pruneLease, ttl), true],
+      ["a lease deleted by a user (no identity)", lambdaStreamRecord("REMOVE", taskLease), false],
+      [
+        "a lease deleted by another service",
+        lambdaStreamRecord("REMOVE", taskLease, { type: "Service", principalId: "backup.amazonaws.com" }),
+        false,
+      ],
+      [
+        "a lease deleted by an IAM user named like the TTL service",
+        lambdaStreamRecord("REMOVE", taskLease, { type: "User", principalId: "dynamodb.amazonaws.com" }),
+        false,
+      ],
+      ["a used token id removed by TTL", lambdaStreamRecord("REMOVE", usedToken, ttl), false],
+      ["a lease written", lambdaStreamRecord("INSERT", taskLease), false],
+      ["a lease updated", lambdaStreamRecord("MODIFY", taskLease), false],
+    ] as const;
+    for (const [what, record, delivered] of cases) {
+      expect(lambdaFilterMatches(filter, record), what).toBe(delivered);
+      // The sandbox's stream poller applies the handler's own check; both must agree.
+      expect(isTtlLeaseExpiry(record), what).toBe(delivered);
+    }
   });
 
   it("keeps failed batches in an encrypted queue that refuses plain HTTP", () => {

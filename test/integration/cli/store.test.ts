@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -53,6 +53,36 @@ describe("jitv templates / policies against a table", () => {
     ).catch((err: { code: number; stderr: string }) => err);
     expect(failed).toMatchObject({ code: 1, stderr: expect.stringContaining("bad.json: invalid template") });
     expect((await jitv("templates", "list")).stdout).not.toContain("db-maintenance");
+  });
+
+  it("refuses a template whose role is outside the deployment's target accounts (--accounts)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jitv-cli-"));
+    const template = join(dir, "accounts-check.json");
+    const example = JSON.parse(readFileSync(join(root, "examples", "templates", "logs-read.json"), "utf8"));
+    writeFileSync(template, JSON.stringify({ ...example, name: "accounts-check" }));
+    const refused = await jitv("templates", "put", template, "--accounts", "210987654321").catch(
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(refused).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining("account 123456789012, which is not a registered target account"),
+    });
+    expect((await jitv("templates", "list")).stdout).not.toContain("accounts-check");
+    const linted = await run(process.execPath, [
+      cli,
+      "templates",
+      "lint",
+      template,
+      "--accounts",
+      "210987654321",
+    ]).catch((err: { code: number; stdout: string }) => err);
+    expect(linted).toMatchObject({
+      code: 1,
+      stdout: expect.stringContaining("not a registered target account"),
+    });
+    expect((await jitv("templates", "put", template, "--accounts", "123456789012,210987654321")).stdout).toBe(
+      "put   accounts-check\n",
+    );
   });
 
   it("stores versioned policy sets, refusing invalid Cedar and stale versions", async () => {

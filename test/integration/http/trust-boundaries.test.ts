@@ -9,6 +9,7 @@ import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import { idempotencyKey, taskKey } from "../../../lib/store/table.js";
+import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
 import { createTestTable } from "../../support/dynamodb.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
@@ -71,6 +72,7 @@ beforeAll(async () => {
     audit,
     // Small buckets, so the refresh rate shows within a test.
     vendRate: { capacity: 60, refillPerSecond: 0.001 },
+    targetAccounts: ["123456789012"],
     now: () => new Date(now()),
   });
   const customer = {
@@ -509,6 +511,32 @@ forbid (principal, action == Jitv::Action::"Refresh", resource) when { context h
     const replay = await vendFor("alice", "acme", { template: "tenant-gated", key });
     expect(replay.status).toBe(201);
     expect(replay.json.taskId).toBe(pending.json.taskId);
+  });
+});
+
+describe("target accounts: no credential where revocation cannot reach", () => {
+  it("refuses to store a template whose role is in an unregistered account, and never vends from one", async () => {
+    const outside = parseTemplate({
+      name: "elsewhere-read",
+      zone: "workforce",
+      roleArn: "arn:aws:iam::999999999999:role/jitv/reader",
+      sessionPolicy: {
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::reports/*" }],
+      },
+      agents: [{ issuer: agents.issuer, subjects: ["agent-a"] }],
+    });
+    await expect(core.templates.put(outside)).rejects.toThrow(
+      /999999999999, which is not a registered target account/,
+    );
+    // Written around the check (an older jitv, or by hand): the vend is still refused, nothing stored.
+    await new DynamoTemplateStore({ client: table.doc, tableName: table.tableName }).put(outside);
+    const before = audit.events.length;
+    const res = await call("POST", "/v1/tasks", await sign(agents, { sub: "agent-a" }), {
+      template: "elsewhere-read",
+    });
+    expectError(res, 403, "forbidden");
+    expect(audit.events.slice(before).map((e) => e.event)).toEqual(["vend.denied"]);
   });
 });
 

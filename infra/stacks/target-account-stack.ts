@@ -1,0 +1,96 @@
+import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { AccountPrincipal, Effect, PolicyDocument, PolicyStatement, Role } from "aws-cdk-lib/aws-iam";
+import { NagSuppressions } from "cdk-nag";
+import type { Construct } from "constructs";
+import { REVOKER_CALLER_TAG, REVOKER_ROLE_NAME, REVOKER_ROLE_PATH } from "../../lib/domain/accounts.js";
+import { DEPLOY_DEFAULTS } from "../config.js";
+
+export interface TargetAccountStackProps extends StackProps {
+  /** The account of the vending stack (its revoking functions assume the revoker role from there). */
+  readonly vendingAccount: string;
+  /**
+   * IAM path of the roles agents may assume in this account: the vending stack's `rolePath`.
+   * @default "/jitv/"
+   */
+  readonly rolePath?: string;
+}
+
+/**
+ * The small stack a target account's owner deploys (CONTRACT.md section 6), once per account
+ * jitv vends into besides its own: the **revoker role** `role/jitv/jitv-revoker`, through which
+ * the vending stack's revoke, TTL-backstop and prune functions write the revocation policy on
+ * this account's jitv roles.
+ *
+ * - Trust: only principals of the vending account that carry the `jitv:revoker-caller` role tag
+ *   (the vending stack tags exactly its revoking functions' roles), so neither the vend function
+ *   nor any other role of that account can use it.
+ * - Permissions: reading and writing the inline policies of roles under `rolePath` in this
+ *   account (what revocation needs to measure the role's quota and project the deny list), and
+ *   explicitly never on itself.
+ *
+ * @example
+ * npx cdk deploy JitvTargetAccount -c vendingAccount=111122223333   # with credentials of the target account
+ */
+export class TargetAccountStack extends Stack {
+  readonly revokerRole: Role;
+
+  constructor(scope: Construct, id: string, props: TargetAccountStackProps) {
+    super(scope, id, props);
+    const rolePath = props.rolePath ?? DEPLOY_DEFAULTS.rolePath;
+    const jitvRoles = this.formatArn({
+      service: "iam",
+      region: "",
+      resource: "role",
+      resourceName: `${rolePath.slice(1)}*`,
+    });
+    const self = this.formatArn({
+      service: "iam",
+      region: "",
+      resource: "role",
+      resourceName: `${REVOKER_ROLE_PATH.slice(1)}${REVOKER_ROLE_NAME}`,
+    });
+    this.revokerRole = new Role(this, "RevokerRole", {
+      roleName: REVOKER_ROLE_NAME,
+      path: REVOKER_ROLE_PATH,
+      description: "jitv revoker: writes the revocation deny policy on this account's jitv roles",
+      assumedBy: new AccountPrincipal(props.vendingAccount).withConditions({
+        StringEquals: { [`aws:PrincipalTag/${REVOKER_CALLER_TAG}`]: "true" },
+      }),
+      inlinePolicies: {
+        RevocationPolicyOnJitvRoles: new PolicyDocument({
+          statements: [
+            new PolicyStatement({
+              sid: "RevocationPolicyOnJitvRoles",
+              actions: [
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:ListRolePolicies",
+              ],
+              resources: [jitvRoles],
+            }),
+            new PolicyStatement({
+              sid: "NeverItself",
+              effect: Effect.DENY,
+              actions: ["iam:*"],
+              resources: [self],
+            }),
+          ],
+        }),
+      },
+    });
+    NagSuppressions.addResourceSuppressions(this.revokerRole, [
+      {
+        id: "AwsSolutions-IAM5",
+        reason:
+          "Revocation must reach every role under the jitv role path of this account (roles are created by " +
+          "teams over time); the path is the boundary, never role/*, and the revoker is denied on itself.",
+        // The ARN renders with tokens or literals depending on whether the stack's env is known.
+        appliesTo: [
+          { regex: `/^Resource::arn:[^:]+:iam::[^:]+:role${rolePath.replaceAll("/", "\\/")}\\*$/g` },
+        ],
+      },
+    ]);
+    new CfnOutput(this, "RevokerRoleArn", { value: this.revokerRole.roleArn });
+  }
+}
