@@ -30,6 +30,17 @@ import {
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
 
 const iam = mockClient(IAMClient);
+
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32): interleavings vary, runs repeat. */
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 const MINUTE = 60_000;
 
 interface PolicyStatement {
@@ -97,7 +108,8 @@ describe("DynamoRevocationStore", () => {
   /** A writer that holds every call for a random few milliseconds and records overlapping puts. */
   function slowWriter(inner: RolePolicyWriter) {
     const stats = { puts: 0, inFlight: 0, maxInFlight: 0 };
-    const pause = () => new Promise((resolve) => setTimeout(resolve, Math.random() * 30));
+    const jitter = seeded(7);
+    const pause = () => new Promise((resolve) => setTimeout(resolve, jitter() * 30));
     const writer: RolePolicyWriter = {
       get: (roleArn, name) => inner.get(roleArn, name),
       freeInlineChars: (roleArn, name) => inner.freeInlineChars(roleArn, name),
@@ -262,11 +274,12 @@ describe("DynamoRevocationStore", () => {
     const taskIds = Array.from({ length: 20 }, () => newTaskId());
     const { writer, stats } = slowWriter(sandbox);
     const s = store({ writer, now: () => new Date() });
+    const stagger = seeded(11);
 
     // Staggered starts, so some projections read the entries before others have written theirs.
     await Promise.all(
       taskIds.map(async (taskId) => {
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 40));
+        await new Promise((resolve) => setTimeout(resolve, stagger() * 40));
         await s.revoke({ roleArn: role, taskId, credentialsExpireAt: at(30 * MINUTE) });
       }),
     );

@@ -83,14 +83,15 @@ describe("RevokerIamClients", () => {
     const { revokers } = clients();
     const writer = new IamRolePolicyWriter({ client: revokers.forRole, sleep: async () => undefined });
     await writer.put("arn:aws:iam::210987654321:role/jitv/reader", "jitv-revoked-tasks", "{}");
-    const call = iam.commandCalls(PutRolePolicyCommand)[0];
-    expect(call?.args[0].input).toEqual({
+    const [call] = iam.commandCalls(PutRolePolicyCommand);
+    if (!call) throw new Error("no PutRolePolicy call");
+    expect(call.args[0].input).toEqual({
       RoleName: "reader",
       PolicyName: "jitv-revoked-tasks",
       PolicyDocument: "{}",
     });
     // The call went out with the revoker role's credentials, not the function's own.
-    const credentials = await (call?.thisValue as IAMClient).config.credentials();
+    const credentials = await (call.thisValue as IAMClient).config.credentials();
     expect(credentials.accessKeyId).toBe("ASIAREVOKER");
   });
 
