@@ -2,11 +2,20 @@ import { Duration, Tags, Token } from "aws-cdk-lib";
 import {
   ArnPrincipal,
   type IManagedPolicy,
-  type PolicyDocument,
+  ManagedPolicy,
+  PolicyDocument,
   PolicyStatement,
   Role,
 } from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
+import {
+  DEFAULT_OVERFLOW_POLICIES,
+  EMPTY_OVERFLOW_DOCUMENT,
+  OVERFLOW_POLICY_PATH,
+} from "../../lib/revocation/policy.js";
+
+/** IAM's limit on managed policies attached to one role. */
+const MANAGED_POLICIES_PER_ROLE = 10;
 
 /** The tag that marks a role as a jitv target, for discovery (`aws iam list-roles`, Config, tag policies). */
 export const JITV_TARGET_TAG = { key: "jitv:target", value: "true" } as const;
@@ -56,6 +65,12 @@ export interface JitTargetRoleProps {
    * @default - none
    */
   readonly inlinePolicies?: Readonly<Record<string, PolicyDocument>>;
+  /**
+   * Customer-managed policies jitv's revocation list overflows into once the role's inline policy
+   * is full (each holds about 180 ended task ids). Together with `managedPolicies` at most 10.
+   * @default 8
+   */
+  readonly revocationOverflowPolicies?: number;
 }
 
 /**
@@ -78,6 +93,8 @@ export class JitTargetRole extends Construct {
   readonly role: Role;
   /** The ARN to put in a jitv template's `roleArn`. */
   readonly roleArn: string;
+  /** The revocation overflow policies attached to the role (jitv writes them). */
+  readonly revocationOverflowPolicies: readonly ManagedPolicy[];
 
   constructor(scope: Construct, id: string, props: JitTargetRoleProps) {
     super(scope, id);
@@ -100,6 +117,26 @@ export class JitTargetRole extends Construct {
     });
     Tags.of(this.role).add(JITV_TARGET_TAG.key, JITV_TARGET_TAG.value);
     this.roleArn = this.role.roleArn;
+
+    const overflow = props.revocationOverflowPolicies ?? DEFAULT_OVERFLOW_POLICIES;
+    const own = props.managedPolicies?.length ?? 0;
+    if (!Number.isInteger(overflow) || overflow < 0 || own + overflow > MANAGED_POLICIES_PER_ROLE) {
+      throw new Error(
+        `JitTargetRole ${id}: managedPolicies (${own}) plus revocationOverflowPolicies (${overflow}) exceed IAM's ${MANAGED_POLICIES_PER_ROLE} managed policies per role`,
+      );
+    }
+    // Empty to start with (a condition no session matches); jitv writes new versions as tasks end.
+    const empty = PolicyDocument.fromJson(JSON.parse(EMPTY_OVERFLOW_DOCUMENT));
+    this.revocationOverflowPolicies = Array.from(
+      { length: overflow },
+      (_, i) =>
+        new ManagedPolicy(this, `RevocationOverflow${i + 1}`, {
+          path: OVERFLOW_POLICY_PATH,
+          description: `jitv revocation list overflow ${i + 1} of ${overflow} (written by jitv; do not edit)`,
+          document: empty,
+          roles: [this.role],
+        }),
+    );
   }
 }
 

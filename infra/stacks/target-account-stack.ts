@@ -3,6 +3,7 @@ import { AccountPrincipal, Effect, PolicyDocument, PolicyStatement, Role } from 
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { REVOKER_CALLER_TAG, REVOKER_ROLE_NAME, REVOKER_ROLE_PATH } from "../../lib/domain/accounts.js";
+import { OVERFLOW_POLICY_PATH } from "../../lib/revocation/policy.js";
 import { DEPLOY_DEFAULTS } from "../config.js";
 
 export interface TargetAccountStackProps extends StackProps {
@@ -66,8 +67,27 @@ export class TargetAccountStack extends Stack {
                 "iam:PutRolePolicy",
                 "iam:DeleteRolePolicy",
                 "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
               ],
               resources: [jitvRoles],
+            }),
+            new PolicyStatement({
+              sid: "RevocationOverflowPolicies",
+              actions: [
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:ListPolicyVersions",
+                "iam:CreatePolicyVersion",
+                "iam:DeletePolicyVersion",
+              ],
+              resources: [
+                this.formatArn({
+                  service: "iam",
+                  region: "",
+                  resource: "policy",
+                  resourceName: `${OVERFLOW_POLICY_PATH.slice(1)}*`,
+                }),
+              ],
             }),
             new PolicyStatement({
               sid: "NeverItself",
@@ -84,10 +104,12 @@ export class TargetAccountStack extends Stack {
         id: "AwsSolutions-IAM5",
         reason:
           "Revocation must reach every role under the jitv role path of this account (roles are created by " +
-          "teams over time); the path is the boundary, never role/*, and the revoker is denied on itself.",
+          "teams over time) and their overflow policies under /jitv/revocation/; the paths are the boundary, " +
+          "never role/* or policy/*, and the revoker is denied on itself.",
         // The ARN renders with tokens or literals depending on whether the stack's env is known.
         appliesTo: [
           { regex: `/^Resource::arn:[^:]+:iam::[^:]+:role${rolePath.replaceAll("/", "\\/")}\\*$/g` },
+          { regex: `/^Resource::arn:[^:]+:iam::[^:]+:policy${OVERFLOW_POLICY_PATH.replaceAll("/", "\\/")}\\*$/g` },
         ],
       },
     ]);

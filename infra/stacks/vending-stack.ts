@@ -35,6 +35,7 @@ import { TTL_STREAM_FILTER_PATTERN } from "../../lib/app/ttl-backstop.js";
 import { METRICS_NAMESPACE, type MetricName } from "../../lib/audit/metrics.js";
 import { ENV } from "../../lib/config.js";
 import { REVOKER_CALLER_TAG, REVOKER_ROLE_NAME, REVOKER_ROLE_PATH } from "../../lib/domain/accounts.js";
+import { OVERFLOW_POLICY_PATH } from "../../lib/revocation/policy.js";
 import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/store/table.js";
 import { LIFECYCLE_ASL_PATH, LIFECYCLE_STATES } from "../../lib/tasks/lifecycle.js";
 import { DEPLOY_DEFAULTS } from "../config.js";
@@ -333,8 +334,35 @@ export class VendingStack extends Stack {
     const reviseTargetRoles = new PolicyStatement({
       sid: "RevocationPolicyOnTargetRoles",
       // ListRolePolicies + GetRolePolicy measure what the role's inline quota has free.
-      actions: ["iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies"],
+      // ListAttachedRolePolicies finds the role's revocation overflow policies.
+      actions: [
+        "iam:GetRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:DeleteRolePolicy",
+        "iam:ListRolePolicies",
+        "iam:ListAttachedRolePolicies",
+      ],
       resources: targetRoleArns,
+    });
+    // The overflow policies JitTargetRole attaches under /jitv/revocation/: new versions only.
+    const reviseOverflowPolicies = new PolicyStatement({
+      sid: "RevocationOverflowPolicies",
+      actions: [
+        "iam:GetPolicy",
+        "iam:GetPolicyVersion",
+        "iam:ListPolicyVersions",
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicyVersion",
+      ],
+      resources: [undefined, ...otherAccounts].map((account) =>
+        this.formatArn({
+          service: "iam",
+          region: "",
+          ...(account === undefined ? {} : { account }),
+          resource: "policy",
+          resourceName: `${OVERFLOW_POLICY_PATH.slice(1)}*`,
+        }),
+      ),
     });
     const rotateTaggedSecrets = new PolicyStatement({
       sid: "RotateTaggedSecrets",
@@ -351,7 +379,6 @@ export class VendingStack extends Stack {
     // Target roles and tagged secrets are matched by pattern by design (they are created after
     // this stack); every role given one of those statements acknowledges it with these helpers.
     const acknowledgeTargetRoles = (fn: JitvFunction) => {
-      if (props.allowedRoleArns?.length) return;
       NagSuppressions.addResourceSuppressions(
         fn.role,
         [
@@ -359,9 +386,15 @@ export class VendingStack extends Stack {
             id: "AwsSolutions-IAM5",
             reason:
               `Target roles are the roles teams create under the jitv path ${rolePath} (JitTargetRole), after ` +
-              "this stack; the path is the boundary (never role/*), and context allowedRoleArns pins exact ARNs instead.",
+              "this stack; the path is the boundary (never role/*), and context allowedRoleArns pins exact ARNs instead. " +
+              `Their revocation overflow policies live under ${OVERFLOW_POLICY_PATH} (created with each role), and only new versions are written.`,
             appliesTo: [
-              { regex: `/^Resource::${ARN_PREFIX}:iam::${ACCOUNT}:role${escapeRegex(rolePath)}\\*$/` },
+              ...(props.allowedRoleArns?.length
+                ? []
+                : [{ regex: `/^Resource::${ARN_PREFIX}:iam::${ACCOUNT}:role${escapeRegex(rolePath)}\\*$/` }]),
+              {
+                regex: `/^Resource::${ARN_PREFIX}:iam::${ACCOUNT}:policy${escapeRegex(OVERFLOW_POLICY_PATH)}\\*$/`,
+              },
             ],
           },
         ],
@@ -412,6 +445,7 @@ export class VendingStack extends Stack {
       if (spec.answersTaskTokens) fn.role.addToPrincipalPolicy(answerTaskTokens);
       if (spec.revokes) {
         fn.role.addToPrincipalPolicy(reviseTargetRoles);
+        fn.role.addToPrincipalPolicy(reviseOverflowPolicies);
         acknowledgeTargetRoles(fn);
         revokesAcrossAccounts(fn);
       }
@@ -554,6 +588,7 @@ export class VendingStack extends Stack {
     });
     useTable(this.ttlStreamFunction, ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"]);
     this.ttlStreamFunction.role.addToPrincipalPolicy(reviseTargetRoles);
+    this.ttlStreamFunction.role.addToPrincipalPolicy(reviseOverflowPolicies);
     acknowledgeTargetRoles(this.ttlStreamFunction);
     revokesAcrossAccounts(this.ttlStreamFunction);
     this.ttlStreamFunction.role.addToPrincipalPolicy(rotateTaggedSecrets);

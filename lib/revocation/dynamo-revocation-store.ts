@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -22,7 +22,12 @@ import {
   rolePk,
   TTL_ATTRIBUTE,
 } from "../store/table.js";
-import { fitsBudget, REVOCATION_POLICY_BUDGET_CHARS, renderRevocationPolicy } from "./policy.js";
+import {
+  placeRevocations,
+  REVOCATION_POLICY_BUDGET_CHARS,
+  renderOverflowPolicy,
+  renderRevocationPolicy,
+} from "./policy.js";
 import {
   REVOCATION_POLICY_NAME,
   type RevocationEntry,
@@ -80,11 +85,15 @@ interface StoredEntry {
   readonly taskId: string;
   readonly revokedAt: string;
   readonly credentialsExpireAt: string;
+  /** Where the id is listed: 0 = the inline policy, 1… = the overflow managed policies. */
+  readonly slot?: number;
 }
 
 /** No session issued before the cutoff outlives it by more than this (STS one-hour cap + margin). */
 const CUTOFF_LIFETIME_MS = (3600 + 300) * 1000;
 const PRUNE_GRACE_MS = PRUNE_GRACE_SECONDS * 1000;
+/** Slot placements written at once (a burst places hundreds of ids in one projection). */
+const SLOT_WRITES_IN_PARALLEL = 16;
 /** Projections restarted after finding their lock taken over, before giving up. */
 const MAX_LOST_LOCK_ROUNDS = 3;
 
@@ -234,42 +243,105 @@ export class DynamoRevocationStore implements RevocationStore {
     const now = this.#now();
     const nowMs = now.getTime();
     // Read before the entries: every change whose ticket is at most this is in what we read.
-    const { cutoff: storedCutoff, requested } = await this.#meta(roleArn);
+    const { cutoff: storedCutoff, requested, written } = await this.#meta(roleArn);
     const entries = await this.#entries(roleArn);
     const live = entries.filter((e) => Date.parse(e.credentialsExpireAt) + PRUNE_GRACE_MS > nowMs);
     const cutoffExpired =
       storedCutoff !== undefined && !(nowMs < Date.parse(storedCutoff) + CUTOFF_LIFETIME_MS);
-
+    let cutoff = cutoffExpired ? undefined : storedCutoff;
     let fellBack = false;
-    /** The size fallback: deny every session of the role issued before now (a few hundred characters). */
-    const fallBack = async (): Promise<string> => {
-      const cutoff = cutoffAt(now);
-      // Recorded before the policy is written: a failed write is retried with the same cutoff.
-      await this.#setCutoff(roleArn, cutoff);
-      this.#notify(this.#onFallback, roleArn, cutoff);
-      fellBack = true;
-      return render(live, cutoff) as string;
-    };
+    const writtenNow: Record<string, string> = { ...written };
+
     try {
-      let document = render(live, cutoffExpired ? undefined : storedCutoff);
-      if (document === undefined) {
-        await this.#writer.delete(roleArn, REVOCATION_POLICY_NAME);
-      } else {
-        const free = await this.#writer.freeInlineChars(roleArn, REVOCATION_POLICY_NAME);
-        if (!fitsBudget(document, Math.min(this.#budgetChars, free))) document = await fallBack();
-        await this.#writer.put(roleArn, REVOCATION_POLICY_NAME, document).catch(async (error: unknown) => {
-          // The role's own policies grew since we measured them: never leave an ended task usable.
-          if (!(error instanceof RolePolicyLimitError) || fellBack) throw error;
-          await this.#writer.put(roleArn, REVOCATION_POLICY_NAME, await fallBack());
+      const overflow = await this.#writer.overflowPolicies(roleArn);
+      const inlineBudget = Math.min(
+        this.#budgetChars,
+        await this.#writer.freeInlineChars(roleArn, REVOCATION_POLICY_NAME),
+      );
+      const plan = (issuedBefore: string | undefined) =>
+        placeRevocations({
+          tasks: listed(live, issuedBefore),
+          ...(issuedBefore === undefined ? {} : { issuedBefore }),
+          inlineBudget,
+          overflowSlots: overflow.length,
         });
-      }
+      /** The size fallback: deny every session of the role issued before now (a few hundred characters). */
+      const fallBack = async () => {
+        cutoff = cutoffAt(now);
+        // Recorded before the policy is written: a failed write is retried with the same cutoff.
+        await this.#setCutoff(roleArn, cutoff);
+        this.#notify(this.#onFallback, roleArn, cutoff);
+        fellBack = true;
+        // Tasks revoked in the cutoff's own second stay listed inline, whatever the soft budget.
+        return (
+          plan(cutoff) ?? {
+            slots: [listed(live, cutoff).map((e) => e.taskId), ...overflow.map(() => [])],
+            placed: new Map(listed(live, cutoff).map((e) => [e.taskId, 0])),
+          }
+        );
+      };
+      let placement = plan(cutoff) ?? (await fallBack());
+
+      const write = async (): Promise<void> => {
+        const { slots, placed } = placement;
+        await this.#recordSlots(roleArn, placed);
+        // Overflow policies first: an id moving from the inline list is listed before it leaves it.
+        for (const [index, policyId] of overflow.entries()) {
+          const document = renderOverflowPolicy(slots[index + 1] ?? []);
+          const hash = digest(document);
+          if (writtenNow[policyId] === hash) continue;
+          await this.#writer.putOverflow(roleArn, policyId, document);
+          writtenNow[policyId] = hash;
+        }
+        const inline = renderRevocationPolicy({
+          taskIds: slots[0] ?? [],
+          ...(cutoff === undefined ? {} : { issuedBefore: cutoff }),
+        });
+        if (inline === undefined) await this.#writer.delete(roleArn, REVOCATION_POLICY_NAME);
+        else await this.#writer.put(roleArn, REVOCATION_POLICY_NAME, inline);
+      };
+      await write().catch(async (error: unknown) => {
+        // The role's own policies grew since we measured them: never leave an ended task usable.
+        if (!(error instanceof RolePolicyLimitError) || fellBack) throw error;
+        placement = await fallBack();
+        await write();
+      });
     } catch (error) {
       if (!(error instanceof RoleNotFoundError)) throw error;
       // A deleted role's sessions have no permissions left: nothing to deny, and retrying cannot help.
       this.#notify(this.#onRoleMissing, roleArn);
     }
     if (cutoffExpired && !fellBack) await this.#setCutoff(roleArn, undefined);
-    await this.#markProjected(roleArn, requested);
+    await this.#markProjected(roleArn, requested, writtenNow);
+  }
+
+  /** Records where newly placed ids are listed (entries pruned meanwhile are not brought back). */
+  async #recordSlots(roleArn: string, placed: ReadonlyMap<string, number>): Promise<void> {
+    const all = [...placed];
+    for (let i = 0; i < all.length; i += SLOT_WRITES_IN_PARALLEL) {
+      await Promise.all(
+        all
+          .slice(i, i + SLOT_WRITES_IN_PARALLEL)
+          .map(([taskId, slot]) => this.#recordSlot(roleArn, taskId, slot)),
+      );
+    }
+  }
+
+  async #recordSlot(roleArn: string, taskId: string, slot: number): Promise<void> {
+    try {
+      await this.#client.send(
+        new UpdateCommand({
+          TableName: this.#tableName,
+          Key: revocationKey(roleArn, taskId),
+          UpdateExpression: "SET #slot = :slot",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeNames: { "#slot": "slot" },
+          ExpressionAttributeValues: { ":slot": slot },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw unavailable(error);
+    }
   }
 
   /**
@@ -400,7 +472,12 @@ export class DynamoRevocationStore implements RevocationStore {
             typeof revokedAt === "string" &&
             typeof credentialsExpireAt === "string"
           ) {
-            entries.push({ taskId, revokedAt, credentialsExpireAt });
+            entries.push({
+              taskId,
+              revokedAt,
+              credentialsExpireAt,
+              ...(typeof item.slot === "number" ? { slot: item.slot } : {}),
+            });
           }
         }
         startKey = page.LastEvaluatedKey;
@@ -416,7 +493,9 @@ export class DynamoRevocationStore implements RevocationStore {
    * changes to the role's entries (each revoke or prune takes the next number as its ticket),
    * `projected` is the highest number a finished projection had read before its entries.
    */
-  async #meta(roleArn: string): Promise<{ cutoff?: string; requested: number; projected: number }> {
+  async #meta(
+    roleArn: string,
+  ): Promise<{ cutoff?: string; requested: number; projected: number; written: Record<string, string> }> {
     try {
       const out = await this.#client.send(
         new GetCommand({ TableName: this.#tableName, Key: roleMetaKey(roleArn), ConsistentRead: true }),
@@ -426,6 +505,11 @@ export class DynamoRevocationStore implements RevocationStore {
         ...(typeof item.cutoff === "string" ? { cutoff: item.cutoff } : {}),
         requested: typeof item.requested === "number" ? item.requested : 0,
         projected: typeof item.projected === "number" ? item.projected : 0,
+        // Digest of each overflow policy's document as last written.
+        written:
+          typeof item.written === "object" && item.written !== null
+            ? (item.written as Record<string, string>)
+            : {},
       };
     } catch (error) {
       throw unavailable(error);
@@ -438,13 +522,15 @@ export class DynamoRevocationStore implements RevocationStore {
     return Number(out?.requested ?? 0);
   }
 
-  async #markProjected(roleArn: string, requested: number): Promise<void> {
-    await this.#updateMeta(roleArn, "SET projected = :n", { ":n": requested }, "NONE", {
-      ConditionExpression: "attribute_not_exists(projected) OR projected < :n",
-    }).catch((error: unknown) => {
-      // A later projection already recorded more: fine.
-      if (!isConditionalCheckFailed(error)) throw error;
-    });
+  async #markProjected(roleArn: string, requested: number, written: Record<string, string>): Promise<void> {
+    const hasWritten = Object.keys(written).length > 0;
+    await this.#updateMeta(
+      roleArn,
+      hasWritten ? "SET projected = :n, written = :written" : "SET projected = :n",
+      { ":n": requested, ...(hasWritten ? { ":written": written } : {}) },
+      "NONE",
+    );
+    // No condition: projections are serialised by the lock, so the last to finish wrote the documents.
   }
 
   async #setCutoff(roleArn: string, cutoff: string | undefined): Promise<void> {
@@ -489,14 +575,17 @@ export class DynamoRevocationStore implements RevocationStore {
   }
 }
 
-/** The policy for the live entries: with a cutoff, only tasks revoked at or after it are listed. */
-function render(live: readonly StoredEntry[], cutoff: string | undefined): string | undefined {
-  if (cutoff === undefined) return renderRevocationPolicy({ taskIds: live.map((e) => e.taskId) });
-  const cutoffMs = Date.parse(cutoff);
-  return renderRevocationPolicy({
-    taskIds: live.filter((e) => !(Date.parse(e.revokedAt) < cutoffMs)).map((e) => e.taskId),
-    issuedBefore: cutoff,
-  });
+/** The entries to list: with a cutoff, only tasks revoked at or after it (earlier ones it covers). */
+function listed(live: readonly StoredEntry[], cutoff: string | undefined): StoredEntry[] {
+  const cutoffMs = cutoff === undefined ? undefined : Date.parse(cutoff);
+  return live
+    .filter((e) => cutoffMs === undefined || !(Date.parse(e.revokedAt) < cutoffMs))
+    .sort((a, b) => (a.revokedAt < b.revokedAt ? -1 : a.revokedAt > b.revokedAt ? 1 : 0));
+}
+
+/** A short digest of a document, to skip rewriting an overflow policy that did not change. */
+function digest(document: string): string {
+  return createHash("sha256").update(document).digest("base64url").slice(0, 22);
 }
 
 /** The fallback cutoff for `now`: rounded up to the second, in IAM's `yyyy-MM-ddTHH:mm:ssZ` form. */

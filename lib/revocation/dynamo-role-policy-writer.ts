@@ -2,12 +2,15 @@ import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } fr
 import { storeUnavailable } from "../store/dynamo-errors.js";
 import { queryAll } from "../store/dynamo-query.js";
 import { sandboxRolePolicyItem, sandboxRolePolicyKey } from "../store/table.js";
-import { nonWhitespaceLength } from "./policy.js";
+import { EMPTY_OVERFLOW_DOCUMENT, MANAGED_POLICY_QUOTA_CHARS, nonWhitespaceLength } from "./policy.js";
 import {
   INLINE_POLICY_QUOTA_CHARS,
   RolePolicyLimitError,
   type RolePolicyWriter,
 } from "./revocation-store.js";
+
+/** Prefix of the stored name of an emulated overflow managed policy (not an inline policy). */
+const OVERFLOW_PREFIX = "overflow:";
 
 /** Options of {@link DynamoRolePolicyWriter}. */
 export interface DynamoRolePolicyWriterOptions {
@@ -18,6 +21,11 @@ export interface DynamoRolePolicyWriterOptions {
    * CDK `grant*` DefaultPolicies), which count against IAM's quota too. @default () => 0
    */
   readonly ownInlineChars?: (roleArn: string) => number;
+  /**
+   * How many revocation overflow managed policies each role carries (as `JitTargetRole` creates
+   * them). @default () => 0
+   */
+  readonly overflowSlots?: (roleArn: string) => number;
 }
 
 /**
@@ -36,11 +44,32 @@ export class DynamoRolePolicyWriter implements RolePolicyWriter {
   readonly #client: DynamoDBDocumentClient;
   readonly #tableName: string;
   readonly #ownInlineChars: (roleArn: string) => number;
+  readonly #overflowSlots: (roleArn: string) => number;
 
   constructor(options: DynamoRolePolicyWriterOptions) {
     this.#client = options.client;
     this.#tableName = options.tableName;
     this.#ownInlineChars = options.ownInlineChars ?? (() => 0);
+    this.#overflowSlots = options.overflowSlots ?? (() => 0);
+  }
+
+  /** The emulated overflow managed policies of the role: `overflow-1` … `overflow-N`. */
+  async overflowPolicies(roleArn: string): Promise<readonly string[]> {
+    return Array.from({ length: this.#overflowSlots(roleArn) }, (_, i) => `overflow-${i + 1}`);
+  }
+
+  async getOverflow(roleArn: string, policyId: string): Promise<string> {
+    return (await this.get(roleArn, `${OVERFLOW_PREFIX}${policyId}`)) ?? EMPTY_OVERFLOW_DOCUMENT;
+  }
+
+  /** @throws RolePolicyLimitError over IAM's 6,144 characters per managed policy */
+  async putOverflow(roleArn: string, policyId: string, document: string): Promise<void> {
+    if (nonWhitespaceLength(document) > MANAGED_POLICY_QUOTA_CHARS) {
+      throw new RolePolicyLimitError(
+        `managed policy ${policyId} of role ${roleArn} would exceed its size quota`,
+      );
+    }
+    await this.#store(roleArn, `${OVERFLOW_PREFIX}${policyId}`, document);
   }
 
   /** IAM's quota minus the role's own policies and every other policy stored for it. */
@@ -57,7 +86,12 @@ export class DynamoRolePolicyWriter implements RolePolicyWriter {
       unavailable,
     );
     const others = items
-      .filter((item) => item.policyName !== policyName && typeof item.document === "string")
+      .filter(
+        (item) =>
+          item.policyName !== policyName &&
+          typeof item.document === "string" &&
+          !String(item.policyName).startsWith(OVERFLOW_PREFIX),
+      )
       .reduce((sum, item) => sum + nonWhitespaceLength(item.document as string), 0);
     return Math.max(0, INLINE_POLICY_QUOTA_CHARS - this.#ownInlineChars(roleArn) - others);
   }
@@ -92,6 +126,10 @@ export class DynamoRolePolicyWriter implements RolePolicyWriter {
     if (nonWhitespaceLength(document) > (await this.freeInlineChars(roleArn, policyName))) {
       throw new RolePolicyLimitError(`IAM inline policy limits of role ${roleArn} are exceeded`);
     }
+    await this.#store(roleArn, policyName, document);
+  }
+
+  async #store(roleArn: string, policyName: string, document: string): Promise<void> {
     try {
       await this.#client.send(
         new PutCommand({

@@ -1,7 +1,13 @@
 import {
+  CreatePolicyVersionCommand,
+  DeletePolicyVersionCommand,
   DeleteRolePolicyCommand,
+  GetPolicyCommand,
+  GetPolicyVersionCommand,
   GetRolePolicyCommand,
   type IAMClient,
+  ListAttachedRolePoliciesCommand,
+  ListPolicyVersionsCommand,
   ListRolePoliciesCommand,
   PutRolePolicyCommand,
 } from "@aws-sdk/client-iam";
@@ -16,7 +22,7 @@ import {
   retryAws,
 } from "../aws-retry.js";
 import { InternalError, type JitvError, UpstreamUnavailableError } from "../domain/errors.js";
-import { nonWhitespaceLength } from "./policy.js";
+import { nonWhitespaceLength, OVERFLOW_POLICY_PATH } from "./policy.js";
 import {
   INLINE_POLICY_QUOTA_CHARS,
   RoleNotFoundError,
@@ -62,7 +68,20 @@ const IAM_RETRYABLE_ERRORS = [
 ];
 const NO_SUCH_ENTITY = new Set(["NoSuchEntity", "NoSuchEntityException"]);
 
-type Operation = "GetRolePolicy" | "PutRolePolicy" | "DeleteRolePolicy" | "ListRolePolicies";
+type Operation =
+  | "GetRolePolicy"
+  | "PutRolePolicy"
+  | "DeleteRolePolicy"
+  | "ListRolePolicies"
+  | "ListAttachedRolePolicies"
+  | "GetPolicy"
+  | "GetPolicyVersion"
+  | "ListPolicyVersions"
+  | "CreatePolicyVersion"
+  | "DeletePolicyVersion";
+
+/** Versions IAM keeps of one managed policy. */
+const MAX_POLICY_VERSIONS = 5;
 
 /** What is safe to keep of an IAM failure for operators' logs: no message text, no document. */
 interface IamFailure extends AwsFailure {
@@ -169,6 +188,89 @@ export class IamRolePolicyWriter implements RolePolicyWriter {
     await this.#call("DeleteRolePolicy", RoleName, () =>
       this.#clientFor(roleArn).send(new DeleteRolePolicyCommand({ RoleName, PolicyName: policyName })),
     );
+  }
+
+  /**
+   * The role's overflow policies: its attached managed policies under {@link OVERFLOW_POLICY_PATH},
+   * by name (the slot order).
+   * @throws RoleNotFoundError when the role does not exist
+   */
+  async overflowPolicies(roleArn: string): Promise<readonly string[]> {
+    const RoleName = roleNameOf(roleArn);
+    const attached: { name: string; arn: string }[] = [];
+    let Marker: string | undefined;
+    do {
+      const page = await this.#call("ListAttachedRolePolicies", RoleName, () =>
+        this.#clientFor(roleArn).send(
+          new ListAttachedRolePoliciesCommand({
+            RoleName,
+            PathPrefix: OVERFLOW_POLICY_PATH,
+            ...(Marker ? { Marker } : {}),
+          }),
+        ),
+      );
+      if (page === NOT_FOUND) throw new RoleNotFoundError(`IAM role ${RoleName} does not exist`);
+      for (const p of page.AttachedPolicies ?? []) {
+        if (p.PolicyName && p.PolicyArn) attached.push({ name: p.PolicyName, arn: p.PolicyArn });
+      }
+      Marker = page.IsTruncated ? page.Marker : undefined;
+    } while (Marker);
+    return attached.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((p) => p.arn);
+  }
+
+  /** The default version's document of an overflow policy (decoded). */
+  async getOverflow(roleArn: string, policyArn: string): Promise<string> {
+    const RoleName = roleNameOf(roleArn);
+    const client = this.#clientFor(roleArn);
+    const policy = await this.#call("GetPolicy", RoleName, () =>
+      client.send(new GetPolicyCommand({ PolicyArn: policyArn })),
+    );
+    const VersionId = policy === NOT_FOUND ? undefined : policy.Policy?.DefaultVersionId;
+    if (VersionId === undefined)
+      throw new UpstreamUnavailableError(`overflow policy of role ${RoleName} is missing`);
+    const version = await this.#call("GetPolicyVersion", RoleName, () =>
+      client.send(new GetPolicyVersionCommand({ PolicyArn: policyArn, VersionId })),
+    );
+    const encoded = version === NOT_FOUND ? undefined : version.PolicyVersion?.Document;
+    if (encoded === undefined)
+      throw new UpstreamUnavailableError(`overflow policy of role ${RoleName} is missing`);
+    return decodeURIComponent(encoded);
+  }
+
+  /**
+   * Makes `document` the default version of the overflow policy, first deleting its oldest
+   * non-default version when IAM's five are used.
+   * @throws RolePolicyLimitError when IAM refuses the document's size
+   */
+  async putOverflow(roleArn: string, policyArn: string, document: string): Promise<void> {
+    const RoleName = roleNameOf(roleArn);
+    const client = this.#clientFor(roleArn);
+    const listed = await this.#call("ListPolicyVersions", RoleName, () =>
+      client.send(new ListPolicyVersionsCommand({ PolicyArn: policyArn })),
+    );
+    const versions = listed === NOT_FOUND ? [] : (listed.Versions ?? []);
+    if (versions.length >= MAX_POLICY_VERSIONS) {
+      const oldest = versions
+        .filter((v) => !v.IsDefaultVersion && v.VersionId)
+        .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0))[0];
+      if (oldest?.VersionId) {
+        const VersionId = oldest.VersionId;
+        await this.#call("DeletePolicyVersion", RoleName, () =>
+          client.send(new DeletePolicyVersionCommand({ PolicyArn: policyArn, VersionId })),
+        );
+      }
+    }
+    const created = await this.#call("CreatePolicyVersion", RoleName, () =>
+      client.send(
+        new CreatePolicyVersionCommand({
+          PolicyArn: policyArn,
+          PolicyDocument: document,
+          SetAsDefault: true,
+        }),
+      ),
+    );
+    if (created === NOT_FOUND)
+      throw new UpstreamUnavailableError(`overflow policy of role ${RoleName} is missing`);
   }
 
   async #call<T>(

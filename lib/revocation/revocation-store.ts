@@ -47,6 +47,21 @@ export interface RolePolicyWriter {
    * @throws RoleNotFoundError when the role does not exist
    */
   freeInlineChars(roleArn: string, policyName: string): Promise<number>;
+  /**
+   * The role's revocation overflow policies (customer-managed policies under `/jitv/revocation/`
+   * attached to it, created with the role by `JitTargetRole`), in slot order: the deny list
+   * continues there once the inline policy is full.
+   * @throws RoleNotFoundError when the role does not exist
+   */
+  overflowPolicies(roleArn: string): Promise<readonly string[]>;
+  /** The current document of an overflow policy. */
+  getOverflow(roleArn: string, policyId: string): Promise<string>;
+  /**
+   * Replaces the document of an overflow policy (a new default version; the oldest is dropped
+   * when IAM's five are used).
+   * @throws RolePolicyLimitError when the document exceeds IAM's 6,144 characters
+   */
+  putOverflow(roleArn: string, policyId: string, document: string): Promise<void>;
 }
 
 /** IAM's quota: non-whitespace characters of all inline policies of one role, together. */

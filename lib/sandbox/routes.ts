@@ -75,7 +75,7 @@ export function sandboxRoutes(deps: {
         if (!template) throw new NotFoundError("the task's template no longer exists");
         // The session exactly as STS would have been asked for it.
         const session = buildAssumeRoleRequest({ task, template, now: new Date(task.createdAt) });
-        const revocationPolicy = await deps.writer.get(task.roleArn, REVOCATION_POLICY_NAME);
+        const revocationPolicy = await revocationDocument(deps.writer, task.roleArn);
         const result = await simulateTaskRequest(
           {
             roleArn: task.roleArn,
@@ -104,4 +104,21 @@ export function sandboxRoutes(deps: {
       },
     },
   ];
+}
+
+/**
+ * The role's whole revocation deny list for the simulation: its inline policy's statements and
+ * those of its overflow managed policies, as one document (IAM evaluates them all the same way).
+ */
+export async function revocationDocument(writer: RolePolicyWriter, roleArn: string): Promise<string | undefined> {
+  const inline = await writer.get(roleArn, REVOCATION_POLICY_NAME);
+  const overflow = await Promise.all(
+    (await writer.overflowPolicies(roleArn)).map((id) => writer.getOverflow(roleArn, id)),
+  );
+  const statements = [inline, ...overflow].flatMap((document) =>
+    document === undefined ? [] : ((JSON.parse(document) as { Statement: unknown[] }).Statement ?? []),
+  );
+  return statements.length === 0
+    ? undefined
+    : JSON.stringify({ Version: "2012-10-17", Statement: statements });
 }

@@ -23,7 +23,7 @@ import {
   parseIssuerConfig,
 } from "../identity/issuers.js";
 import { DynamoRolePolicyWriter } from "../revocation/dynamo-role-policy-writer.js";
-import { nonWhitespaceLength } from "../revocation/policy.js";
+import { DEFAULT_OVERFLOW_POLICIES, nonWhitespaceLength } from "../revocation/policy.js";
 import { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
 import { ensureTable } from "../store/table.js";
 import { startDynamoDbLocal } from "./dynamodb-local.js";
@@ -182,6 +182,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       tableName,
       ownInlineChars: (roleArn) =>
         (roles.get(roleArn) ?? []).reduce((sum, policy) => sum + nonWhitespaceLength(policy), 0),
+      // Every role carries the overflow policies a JitTargetRole creates.
+      overflowSlots: () => DEFAULT_OVERFLOW_POLICIES,
     });
     const secrets = new DynamoSecretRotator({ client: doc, tableName });
     const runner = new LocalLifecycleRunner({

@@ -37,6 +37,52 @@ describe("JitTargetRole", () => {
     });
   });
 
+  it("carries 8 empty revocation overflow policies under /jitv/revocation/, within IAM's 10 managed policies", () => {
+    let target: JitTargetRole | undefined;
+    const stack = stackWith((s) => {
+      target = new JitTargetRole(s, "Reader", { vendFunctionRoleArn: VEND_ROLE });
+    });
+    const template = Template.fromStack(stack);
+    const overflow = template.findResources("AWS::IAM::ManagedPolicy");
+    expect(Object.keys(overflow)).toHaveLength(8);
+    for (const policy of Object.values(overflow)) {
+      expect(policy.Properties.Path).toBe("/jitv/revocation/");
+      expect(policy.Properties.Roles).toEqual([
+        { Ref: stack.getLogicalId(target?.role.node.defaultChild as never) },
+      ]);
+      // Denies nothing until jitv writes a version: no session carries that task tag.
+      expect(policy.Properties.PolicyDocument.Statement).toEqual([
+        {
+          Sid: "JitvRevokedTasks",
+          Effect: "Deny",
+          Action: "*",
+          Resource: "*",
+          Condition: { StringEquals: { "aws:PrincipalTag/jitv:task": "jitv-none" } },
+        },
+      ]);
+    }
+    expect(() =>
+      stackWith(
+        (s) =>
+          new JitTargetRole(s, "Crowded", {
+            vendFunctionRoleArn: VEND_ROLE,
+            managedPolicies: [1, 2, 3].map((n) => ManagedPolicy.fromAwsManagedPolicyName(`Policy${n}`)),
+          }),
+      ),
+    ).toThrow(
+      "managedPolicies (3) plus revocationOverflowPolicies (8) exceed IAM's 10 managed policies per role",
+    );
+    const fewer = stackWith(
+      (s) =>
+        new JitTargetRole(s, "Fewer", {
+          vendFunctionRoleArn: VEND_ROLE,
+          managedPolicies: [1, 2, 3].map((n) => ManagedPolicy.fromAwsManagedPolicyName(`Policy${n}`)),
+          revocationOverflowPolicies: 7,
+        }),
+    );
+    expect(Object.keys(Template.fromStack(fewer).findResources("AWS::IAM::ManagedPolicy"))).toHaveLength(7);
+  });
+
   it("takes a permissions boundary, a path, a name and the team's policies", () => {
     const stack = stackWith((s) => {
       const boundary = new ManagedPolicy(s, "Boundary", {

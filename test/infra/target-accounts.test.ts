@@ -49,8 +49,26 @@ describe("TargetAccountStack", () => {
       {
         Sid: "RevocationPolicyOnJitvRoles",
         Effect: "Allow",
-        Action: ["iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"],
+        Action: [
+          "iam:DeleteRolePolicy",
+          "iam:GetRolePolicy",
+          "iam:ListAttachedRolePolicies",
+          "iam:ListRolePolicies",
+          "iam:PutRolePolicy",
+        ],
         Resource: `arn:aws:iam::${TARGET}:role/jitv/*`,
+      },
+      {
+        Sid: "RevocationOverflowPolicies",
+        Effect: "Allow",
+        Action: [
+          "iam:CreatePolicyVersion",
+          "iam:DeletePolicyVersion",
+          "iam:GetPolicy",
+          "iam:GetPolicyVersion",
+          "iam:ListPolicyVersions",
+        ],
+        Resource: `arn:aws:iam::${TARGET}:policy/jitv/revocation/*`,
       },
       {
         Sid: "NeverItself",

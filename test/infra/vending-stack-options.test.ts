@@ -40,9 +40,14 @@ describe("VendingStack with every option, deployed to a known account and region
     const targets = allIdentityStatements(resources).filter(({ statement }) =>
       actionsOf(statement).some((a) => a.startsWith("sts:") || a.startsWith("iam:")),
     );
-    expect(targets).toHaveLength(3);
+    // Vend (API), revoke (Revoke state, TTL backstop), and the two revokers' overflow policies.
+    expect(targets).toHaveLength(5);
     for (const { statement } of targets) {
-      expect(statement.Resource).toEqual("arn:aws:iam::123456789012:role/agents/jitv/*");
+      expect(statement.Resource).toEqual(
+        statement.Sid === "RevocationOverflowPolicies"
+          ? "arn:aws:iam::123456789012:policy/jitv/revocation/*"
+          : "arn:aws:iam::123456789012:role/agents/jitv/*",
+      );
     }
   });
 
@@ -85,8 +90,10 @@ describe("VendingStack with allowedRoleArns", () => {
     const targets = allIdentityStatements(resources).filter(({ statement }) =>
       actionsOf(statement).some((a) => a.startsWith("sts:") || a.startsWith("iam:")),
     );
-    expect(targets).toHaveLength(3);
-    for (const { statement } of targets) expect(statement.Resource).toEqual(ROLES);
+    expect(targets).toHaveLength(5);
+    for (const { statement } of targets) {
+      if (statement.Sid !== "RevocationOverflowPolicies") expect(statement.Resource).toEqual(ROLES);
+    }
     expect(JSON.stringify(resources)).not.toContain("role/jitv/*");
     expect(nagFindings(stack)).toEqual([]);
   });

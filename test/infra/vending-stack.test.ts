@@ -67,6 +67,12 @@ const id = (construct: { node: { defaultChild?: unknown } }) => logicalId(stack,
 const targetRoles = {
   "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":iam::", { Ref: "AWS::AccountId" }, ":role/jitv/*"]],
 };
+const overflowPolicyArns = {
+  "Fn::Join": [
+    "",
+    ["arn:", { Ref: "AWS::Partition" }, ":iam::", { Ref: "AWS::AccountId" }, ":policy/jitv/revocation/*"],
+  ],
+};
 const taggedSecrets = {
   "Fn::Join": [
     "",
@@ -296,8 +302,27 @@ describe("VendingStack: least privilege", () => {
   const revocationPolicy: Statement = {
     Sid: "RevocationPolicyOnTargetRoles",
     Effect: "Allow",
-    Action: ["iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePolicy"],
+    Action: [
+      "iam:DeleteRolePolicy",
+      "iam:GetRolePolicy",
+      "iam:ListAttachedRolePolicies",
+      "iam:ListRolePolicies",
+      "iam:PutRolePolicy",
+    ],
     Resource: targetRoles,
+  };
+  // New versions of the overflow policies JitTargetRole attaches under /jitv/revocation/, nothing else.
+  const overflowPolicies: Statement = {
+    Sid: "RevocationOverflowPolicies",
+    Effect: "Allow",
+    Action: [
+      "iam:CreatePolicyVersion",
+      "iam:DeletePolicyVersion",
+      "iam:GetPolicy",
+      "iam:GetPolicyVersion",
+      "iam:ListPolicyVersions",
+    ],
+    Resource: overflowPolicyArns,
   };
   const rotateSecrets: Statement = {
     Sid: "RotateTaggedSecrets",
@@ -382,6 +407,7 @@ describe("VendingStack: least privilege", () => {
       ),
       tableKey(),
       revocationPolicy,
+      overflowPolicies,
     ]);
     expectStatements(statementsOf(f.RotateSecrets), [
       logs(f.RotateSecrets),
@@ -411,6 +437,7 @@ describe("VendingStack: least privilege", () => {
       ),
       tableKey(),
       revocationPolicy,
+      overflowPolicies,
       rotateSecrets,
       {
         Effect: "Allow",
@@ -486,10 +513,12 @@ describe("VendingStack: least privilege", () => {
     expect(holders("secretsmanager:RotateSecret")).toEqual(
       [policyOf(stack.lifecycleFunctions.RotateSecrets), policyOf(stack.ttlStreamFunction)].sort(),
     );
-    // Every statement naming target roles names exactly the jitv role path.
+    // Every statement naming target roles names exactly the jitv role path (or its overflow policies).
     for (const { statement } of statements) {
       if (actionsOf(statement).some((a) => a.startsWith("sts:") || a.startsWith("iam:"))) {
-        expect(statement.Resource).toEqual(targetRoles);
+        expect(statement.Resource).toEqual(
+          statement.Sid === "RevocationOverflowPolicies" ? overflowPolicyArns : targetRoles,
+        );
       }
     }
   });

@@ -58,6 +58,9 @@ describe("lifecycle steps", () => {
     const failing: RolePolicyWriter = {
       get: async () => undefined,
       freeInlineChars: async () => 10_240,
+      overflowPolicies: async () => [],
+      getOverflow: async () => "",
+      putOverflow: async () => undefined,
       put: async () => {
         throw new Error("IAM is down");
       },

@@ -3,6 +3,7 @@ import {
   DeleteRolePolicyCommand,
   GetRolePolicyCommand,
   IAMClient,
+  ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
   PutRolePolicyCommand,
 } from "@aws-sdk/client-iam";
@@ -113,6 +114,9 @@ describe("DynamoRevocationStore", () => {
     const writer: RolePolicyWriter = {
       get: (roleArn, name) => inner.get(roleArn, name),
       freeInlineChars: (roleArn, name) => inner.freeInlineChars(roleArn, name),
+      overflowPolicies: (roleArn) => inner.overflowPolicies(roleArn),
+      getOverflow: (roleArn, id) => inner.getOverflow(roleArn, id),
+      putOverflow: (roleArn, id, document) => inner.putOverflow(roleArn, id, document),
       async put(roleArn, name, document) {
         stats.puts++;
         stats.inFlight++;
@@ -151,6 +155,8 @@ describe("DynamoRevocationStore", () => {
       taskId,
       revokedAt: now.toISOString(),
       credentialsExpireAt: at(30 * MINUTE),
+      // Listed in the inline policy (slot 0), where it stays until pruned.
+      slot: 0,
     });
     expect(await item(roleLockKey(role))).toBeUndefined();
   });
@@ -343,6 +349,9 @@ describe("DynamoRevocationStore", () => {
       get: (roleArn, name) => sandbox.get(roleArn, name),
       delete: (roleArn, name) => sandbox.delete(roleArn, name),
       freeInlineChars: (roleArn, name) => sandbox.freeInlineChars(roleArn, name),
+      overflowPolicies: (roleArn) => sandbox.overflowPolicies(roleArn),
+      getOverflow: (roleArn, id) => sandbox.getOverflow(roleArn, id),
+      putOverflow: (roleArn, id, document) => sandbox.putOverflow(roleArn, id, document),
       async put(roleArn, name, document) {
         documents.push(document);
         if (!stolen) {
@@ -462,6 +471,7 @@ describe("DynamoRevocationStore", () => {
     function iamStore(options: Partial<DynamoRevocationStoreOptions> = {}) {
       // The role's only inline policy is jitv's own: its whole quota is free.
       iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: ["jitv-revoked-tasks"], IsTruncated: false });
+      iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [], IsTruncated: false });
       return store({
         writer: new IamRolePolicyWriter({
           client: new IAMClient({ region: "us-east-1", maxAttempts: 1 }),
@@ -581,6 +591,8 @@ describe("DynamoRevocationStore", () => {
         Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }],
       });
       iam
+        .on(ListAttachedRolePoliciesCommand)
+        .resolves({ AttachedPolicies: [], IsTruncated: false })
         .on(ListRolePoliciesCommand)
         .resolves({ PolicyNames: ["own", "jitv-revoked-tasks"], IsTruncated: false })
         .on(GetRolePolicyCommand, { PolicyName: "own" })
@@ -616,7 +628,13 @@ describe("DynamoRevocationStore", () => {
       const noSuchEntity = Object.assign(new Error("The role cannot be found."), {
         name: "NoSuchEntityException",
       });
-      iam.on(ListRolePoliciesCommand).rejects(noSuchEntity).on(PutRolePolicyCommand).rejects(noSuchEntity);
+      iam
+        .on(ListAttachedRolePoliciesCommand)
+        .rejects(noSuchEntity)
+        .on(ListRolePoliciesCommand)
+        .rejects(noSuchEntity)
+        .on(PutRolePolicyCommand)
+        .rejects(noSuchEntity);
       const s = store({
         writer: new IamRolePolicyWriter({
           client: new IAMClient({ region: "us-east-1", maxAttempts: 1 }),
@@ -639,17 +657,16 @@ describe("DynamoRevocationStore", () => {
         get: (arn, name) => sandbox.get(arn, name),
         delete: (arn, name) => sandbox.delete(arn, name),
         freeInlineChars: (arn, name) => sandbox.freeInlineChars(arn, name),
+        overflowPolicies: (arn) => sandbox.overflowPolicies(arn),
+        getOverflow: (arn, id) => sandbox.getOverflow(arn, id),
+        putOverflow: (arn, id, document) => sandbox.putOverflow(arn, id, document),
         put: async (arn, name, document) => {
           puts++;
           await sandbox.put(arn, name, document);
         },
       };
-      const s = store({
-        writer: counting,
-        budgetChars: 10_240,
-        now: () => new Date(),
-        sleep: async () => undefined,
-      });
+      // Real backoff: the waiters' budget is real time, as in a Lambda.
+      const s = store({ writer: counting, budgetChars: 10_240, now: () => new Date() });
       const results = await Promise.allSettled(
         taskIds.map((taskId) => s.revoke({ roleArn: role, taskId, credentialsExpireAt: at(30 * MINUTE) })),
       );

@@ -1,8 +1,14 @@
 import {
+  CreatePolicyVersionCommand,
+  DeletePolicyVersionCommand,
   DeleteRolePolicyCommand,
+  GetPolicyCommand,
+  GetPolicyVersionCommand,
   GetRolePolicyCommand,
   IAMClient,
   IAMServiceException,
+  ListAttachedRolePoliciesCommand,
+  ListPolicyVersionsCommand,
   ListRolePoliciesCommand,
   MalformedPolicyDocumentException,
   NoSuchEntityException,
@@ -285,5 +291,65 @@ describe("IamRolePolicyWriter at IAM's size quota", () => {
     expect(await rejection(w.freeInlineChars(ROLE_ARN, REVOCATION_POLICY_NAME))).toBeInstanceOf(
       RoleNotFoundError,
     );
+  });
+});
+
+describe("IamRolePolicyWriter: revocation overflow policies", () => {
+  beforeEach(() => iam.reset());
+  const A = "arn:aws:iam::123456789012:policy/jitv/revocation/ReaderRevocationOverflow1";
+  const B = "arn:aws:iam::123456789012:policy/jitv/revocation/ReaderRevocationOverflow2";
+
+  it("finds the role's overflow policies by path, in name order", async () => {
+    iam.on(ListAttachedRolePoliciesCommand).resolves({
+      AttachedPolicies: [
+        { PolicyName: "ReaderRevocationOverflow2", PolicyArn: B },
+        { PolicyName: "ReaderRevocationOverflow1", PolicyArn: A },
+      ],
+      IsTruncated: false,
+    });
+    expect(await writer().writer.overflowPolicies(ROLE_ARN)).toEqual([A, B]);
+    expect(iam).toHaveReceivedCommandWith(ListAttachedRolePoliciesCommand, {
+      RoleName: "reader",
+      PathPrefix: "/jitv/revocation/",
+    });
+  });
+
+  it("writes a new default version, first deleting the oldest non-default one when IAM's five are used", async () => {
+    const version = (n: number, isDefault = false) => ({
+      VersionId: `v${n}`,
+      IsDefaultVersion: isDefault,
+      CreateDate: new Date(2026, 0, n),
+    });
+    iam
+      .on(ListPolicyVersionsCommand)
+      .resolves({ Versions: [version(5, true), version(3), version(2), version(4), version(6)] })
+      .on(DeletePolicyVersionCommand)
+      .resolves({})
+      .on(CreatePolicyVersionCommand)
+      .resolves({});
+    await writer().writer.putOverflow(ROLE_ARN, A, DOCUMENT);
+    expect(iam).toHaveReceivedCommandWith(DeletePolicyVersionCommand, { PolicyArn: A, VersionId: "v2" });
+    expect(iam).toHaveReceivedCommandWith(CreatePolicyVersionCommand, {
+      PolicyArn: A,
+      PolicyDocument: DOCUMENT,
+      SetAsDefault: true,
+    });
+    iam.reset();
+    iam
+      .on(ListPolicyVersionsCommand)
+      .resolves({ Versions: [version(1, true)] })
+      .on(CreatePolicyVersionCommand)
+      .resolves({});
+    await writer().writer.putOverflow(ROLE_ARN, A, DOCUMENT);
+    expect(iam).not.toHaveReceivedCommand(DeletePolicyVersionCommand);
+  });
+
+  it("reads the default version's document back", async () => {
+    iam
+      .on(GetPolicyCommand, { PolicyArn: A })
+      .resolves({ Policy: { DefaultVersionId: "v7" } })
+      .on(GetPolicyVersionCommand, { PolicyArn: A, VersionId: "v7" })
+      .resolves({ PolicyVersion: { Document: encodeURIComponent(DOCUMENT) } });
+    expect(await writer().writer.getOverflow(ROLE_ARN, A)).toBe(DOCUMENT);
   });
 });

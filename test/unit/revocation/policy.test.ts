@@ -3,7 +3,9 @@ import { newTaskId } from "../../../lib/domain/ids.js";
 import {
   fitsBudget,
   nonWhitespaceLength,
+  placeRevocations,
   REVOCATION_POLICY_BUDGET_CHARS,
+  renderOverflowPolicy,
   renderRevocationPolicy,
 } from "../../../lib/revocation/policy.js";
 
@@ -84,5 +86,54 @@ describe("fitsBudget", () => {
 
     expect(fitsBudget(renderRevocationPolicy({ taskIds: ids(180) }) ?? "")).toBe(true);
     expect(fitsBudget(renderRevocationPolicy({ taskIds: ids(190) }) ?? "")).toBe(false);
+  });
+});
+
+describe("placeRevocations", () => {
+  const id = (n: number) => `tsk_${String(n).padStart(26, "0")}`;
+
+  it("never moves a placed id, puts new ids in the first slot with room, and refuses what cannot fit", () => {
+    const first = placeRevocations({
+      tasks: Array.from({ length: 400 }, (_, n) => ({ taskId: id(n) })),
+      inlineBudget: 6144,
+      overflowSlots: 2,
+    });
+    if (!first) throw new Error("expected a placement");
+    // A document is ~150 characters plus 33 per 30-character id ("…",): 181 ids fit 6,144.
+    expect(first.slots.map((s) => s.length)).toEqual([181, 181, 38]);
+    expect(first.placed.get(id(0))).toBe(0);
+    expect(first.placed.get(id(399))).toBe(2);
+    // Pruning frees room in slot 0; an id placed in slot 2 stays there, the new one fills slot 0.
+    const kept = [...first.placed]
+      .filter(([taskId]) => taskId !== id(3))
+      .map(([taskId, slot]) => ({ taskId, slot }));
+    const second = placeRevocations({
+      tasks: [...kept, { taskId: id(1000) }],
+      inlineBudget: 6144,
+      overflowSlots: 2,
+    });
+    expect([...(second?.placed ?? [])]).toEqual([[id(1000), 0]]);
+    expect(second?.slots[2]).toContain(id(399));
+    expect(
+      placeRevocations({
+        tasks: Array.from({ length: 600 }, (_, n) => ({ taskId: id(n) })),
+        inlineBudget: 6144,
+        overflowSlots: 2,
+      }),
+    ).toBeUndefined();
+  });
+
+  it("gives back the last ids of a slot that shrank, and keeps every document within its quota", () => {
+    const tasks = Array.from({ length: 100 }, (_, n) => ({ taskId: id(n), slot: 0 }));
+    const placement = placeRevocations({ tasks, inlineBudget: 2000, overflowSlots: 1 });
+    if (!placement) throw new Error("expected a placement");
+    // 2,000 characters hold 55 ids; the other 45 move to the overflow policy.
+    expect(placement.slots[0]?.length).toBe(55);
+    expect(placement.placed.size).toBe(45);
+    expect([...placement.placed.values()].every((slot) => slot === 1)).toBe(true);
+    expect(
+      nonWhitespaceLength(renderRevocationPolicy({ taskIds: placement.slots[0] ?? [] }) ?? ""),
+    ).toBeLessThanOrEqual(2000);
+    expect(nonWhitespaceLength(renderOverflowPolicy(placement.slots[1] ?? []))).toBeLessThanOrEqual(6144);
   });
 });
