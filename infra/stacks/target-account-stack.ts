@@ -109,7 +109,9 @@ export class TargetAccountStack extends Stack {
         // The ARN renders with tokens or literals depending on whether the stack's env is known.
         appliesTo: [
           { regex: `/^Resource::arn:[^:]+:iam::[^:]+:role${rolePath.replaceAll("/", "\\/")}\\*$/g` },
-          { regex: `/^Resource::arn:[^:]+:iam::[^:]+:policy${OVERFLOW_POLICY_PATH.replaceAll("/", "\\/")}\\*$/g` },
+          {
+            regex: `/^Resource::arn:[^:]+:iam::[^:]+:policy${OVERFLOW_POLICY_PATH.replaceAll("/", "\\/")}\\*$/g`,
+          },
         ],
       },
     ]);

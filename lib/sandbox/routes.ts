@@ -110,7 +110,10 @@ export function sandboxRoutes(deps: {
  * The role's whole revocation deny list for the simulation: its inline policy's statements and
  * those of its overflow managed policies, as one document (IAM evaluates them all the same way).
  */
-export async function revocationDocument(writer: RolePolicyWriter, roleArn: string): Promise<string | undefined> {
+export async function revocationDocument(
+  writer: RolePolicyWriter,
+  roleArn: string,
+): Promise<string | undefined> {
   const inline = await writer.get(roleArn, REVOCATION_POLICY_NAME);
   const overflow = await Promise.all(
     (await writer.overflowPolicies(roleArn)).map((id) => writer.getOverflow(roleArn, id)),
