@@ -32,7 +32,7 @@ import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cd
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { TTL_STREAM_FILTER_PATTERN } from "../../lib/app/ttl-backstop.js";
-import { METRICS_NAMESPACE, type MetricName } from "../../lib/audit/metrics.js";
+import { METRICS_NAMESPACE, METRICS_SERVICE, type MetricName } from "../../lib/audit/metrics.js";
 import { ENV } from "../../lib/config.js";
 import { REVOKER_CALLER_TAG, REVOKER_ROLE_NAME, REVOKER_ROLE_PATH } from "../../lib/domain/accounts.js";
 import { OVERFLOW_POLICY_PATH } from "../../lib/revocation/policy.js";
@@ -132,11 +132,6 @@ const ATTRIBUTE_TYPES: Readonly<Record<string, AttributeType>> = {
   B: AttributeType.BINARY,
 };
 
-/** Service names the functions give their EMF metrics (dimension `service`, lib/app/aws-wiring.ts). */
-const METRIC_SERVICES = {
-  RevocationFailed: "jitv-lifecycle-failed",
-  StsThrottled: "jitv-api",
-} as const satisfies Partial<Record<MetricName, string>>;
 
 export interface VendingStackProps extends StackProps {
   /**
@@ -692,11 +687,12 @@ export class VendingStack extends Stack {
     }
 
     const fiveMinutes = Duration.minutes(5);
-    const jitvMetric = (name: keyof typeof METRIC_SERVICES) =>
+    // Exactly the namespace and dimension EmfMetrics writes (lib/audit/metrics.ts), or no alarm could fire.
+    const jitvMetric = (name: MetricName) =>
       new Metric({
         namespace: METRICS_NAMESPACE,
         metricName: name,
-        dimensionsMap: { service: METRIC_SERVICES[name] },
+        dimensionsMap: { service: METRICS_SERVICE },
         statistic: "Sum",
         period: fiveMinutes,
       });
@@ -743,6 +739,14 @@ export class VendingStack extends Stack {
         description:
           "A task's revocation, rotation or closing failed after every retry (the TTL backstop remains)",
         metric: jitvMetric("RevocationFailed"),
+        threshold: 1,
+      },
+      {
+        id: "RevocationFallback",
+        description:
+          "A role's revocation list outgrew its inline and overflow policies (or IAM refused its size): " +
+          "jitv denied every older session of the role with a dated cutoff, live tasks included",
+        metric: jitvMetric("RevocationFallback"),
         threshold: 1,
       },
       {

@@ -15,7 +15,7 @@ import {
   type VendingStack,
 } from "../../infra/stacks/vending-stack.js";
 import { isTtlLeaseExpiry } from "../../lib/app/ttl-backstop.js";
-import { METRICS_NAMESPACE } from "../../lib/audit/metrics.js";
+import { EmfMetrics, METRICS_NAMESPACE } from "../../lib/audit/metrics.js";
 import {
   leaseItem,
   pruneLeaseItem,
@@ -828,8 +828,26 @@ describe("VendingStack: lifecycle state machine", () => {
 });
 
 describe("VendingStack: alarms and outputs", () => {
-  it("alarms on API 5XX and latency, revocation failures, failed executions, DLQ depth, STS throttling and throttles", () => {
-    template.resourceCountIs("AWS::CloudWatch::Alarm", 9);
+  it("alarms on exactly the metrics the functions emit (namespace, name and dimension of an EMF line)", () => {
+    const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm"));
+    for (const name of ["RevocationFailed", "RevocationFallback", "StsThrottled"] as const) {
+      // What a deployed function writes: one EMF line, as CloudWatch will turn it into a metric.
+      const lines: string[] = [];
+      new EmfMetrics({ write: (line) => lines.push(line) }).count(name);
+      const emitted = JSON.parse(lines[0] ?? "{}");
+      const [definition] = emitted._aws.CloudWatchMetrics;
+      const dimensions = (definition.Dimensions[0] as string[]).map((dim) => ({
+        Name: dim,
+        Value: emitted[dim],
+      }));
+      const alarm = alarms.find((a) => a.Properties.MetricName === name);
+      expect(alarm?.Properties).toMatchObject({ Namespace: definition.Namespace, Dimensions: dimensions });
+      expect(definition.Metrics).toEqual([{ Name: name, Unit: "Count" }]);
+    }
+  });
+
+  it("alarms on API 5XX and latency, revocation failures and fallbacks, failed executions, DLQ depth, STS throttling and throttles", () => {
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 10);
     const topic = { Ref: id(stack.alarmTopic) };
     template.allResourcesProperties("AWS::CloudWatch::Alarm", { AlarmActions: [topic] });
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
@@ -844,13 +862,19 @@ describe("VendingStack: alarms and outputs", () => {
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       Namespace: METRICS_NAMESPACE,
       MetricName: "RevocationFailed",
-      Dimensions: [{ Name: "service", Value: "jitv-lifecycle-failed" }],
+      Dimensions: [{ Name: "service", Value: "jitv" }],
+      Threshold: 1,
+    });
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: METRICS_NAMESPACE,
+      MetricName: "RevocationFallback",
+      Dimensions: [{ Name: "service", Value: "jitv" }],
       Threshold: 1,
     });
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       Namespace: METRICS_NAMESPACE,
       MetricName: "StsThrottled",
-      Dimensions: [{ Name: "service", Value: "jitv-api" }],
+      Dimensions: [{ Name: "service", Value: "jitv" }],
     });
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       Namespace: "AWS/States",
