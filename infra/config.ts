@@ -25,6 +25,8 @@ export interface DeployConfig {
    * role), through which revocation writes there.
    */
   readonly targetAccounts?: readonly string[];
+  /** Teams' own Secrets Manager rotation functions that jitv's rotate step may invoke. */
+  readonly rotationFunctionArns?: readonly string[];
   /** E-mail address subscribed to the alarm topic. */
   readonly alarmEmail?: string;
   /** Stage-wide steady-state request rate (requests per second). */
@@ -61,6 +63,7 @@ export const CONTEXT_KEYS = [
   "rolePath",
   "allowedRoleArns",
   "targetAccounts",
+  "rotationFunctionArns",
   "alarmEmail",
   "apiRateLimit",
   "apiBurstLimit",
@@ -73,6 +76,9 @@ export const CONTEXT_KEYS = [
 
 type ContextKey = (typeof CONTEXT_KEYS)[number];
 
+/** A Lambda function ARN (optionally with a version or alias), no wildcard. */
+const LAMBDA_ARN =
+  /^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?$/;
 const STAGE = /^[a-z][a-z0-9-]{0,15}$/;
 // An IAM path: starts and ends with "/", segments of IAM's path characters. "/" alone is refused
 // below: it would let jitv assume and edit every role in the account.
@@ -169,6 +175,19 @@ export function readDeployConfig(context: (key: ContextKey) => unknown, cwd = pr
     }
   }
 
+  const rotationRaw = text("rotationFunctionArns");
+  let rotationFunctionArns: string[] | undefined;
+  if (rotationRaw !== undefined) {
+    rotationFunctionArns = rotationRaw
+      .split(",")
+      .map((arn) => arn.trim())
+      .filter((arn) => arn !== "");
+    const bad = rotationFunctionArns.filter((arn) => !LAMBDA_ARN.test(arn));
+    if (rotationFunctionArns.length === 0 || bad.length > 0) {
+      problems.push(`rotationFunctionArns: must list Lambda function ARNs (no wildcards): ${bad.join(", ")}`);
+    }
+  }
+
   const alarmEmail = text("alarmEmail");
   if (alarmEmail !== undefined && !EMAIL.test(alarmEmail)) {
     problems.push(`alarmEmail: not an e-mail address: "${alarmEmail}"`);
@@ -207,6 +226,7 @@ export function readDeployConfig(context: (key: ContextKey) => unknown, cwd = pr
     rolePath,
     ...(allowedRoleArns === undefined ? {} : { allowedRoleArns }),
     ...(targetAccounts === undefined ? {} : { targetAccounts }),
+    ...(rotationFunctionArns === undefined ? {} : { rotationFunctionArns }),
     ...(alarmEmail === undefined ? {} : { alarmEmail }),
     apiRateLimit,
     apiBurstLimit,

@@ -132,7 +132,6 @@ const ATTRIBUTE_TYPES: Readonly<Record<string, AttributeType>> = {
   B: AttributeType.BINARY,
 };
 
-
 export interface VendingStackProps extends StackProps {
   /**
    * Absolute path of the trusted-issuers file (validated by the app with `loadIssuerConfigFile`);
@@ -145,6 +144,12 @@ export interface VendingStackProps extends StackProps {
   readonly rolePath?: string;
   /** The only roles jitv may vend and revoke on. @default - every role under `rolePath` */
   readonly allowedRoleArns?: readonly string[];
+  /**
+   * Rotation functions of secrets that templates rotate on task end besides jitv's own (teams'
+   * functions): the functions that call `RotateSecret` may invoke them, as Secrets Manager requires.
+   * @default - jitv's rotation function only
+   */
+  readonly rotationFunctionArns?: readonly string[];
   /**
    * Other accounts jitv may vend into. Each must have deployed `TargetAccountStack` (its revoker
    * role): revocation there writes through that role, roles addressed by ARN.
@@ -659,6 +664,16 @@ export class VendingStack extends Stack {
       action: "lambda:InvokeFunction",
       sourceAccount: Aws.ACCOUNT_ID,
     });
+    // RotateSecret checks that its caller may invoke the secret's rotation function: jitv's own,
+    // and the teams' functions of secrets that rotate with their own (context rotationFunctionArns).
+    const invokeRotation = new PolicyStatement({
+      sid: "InvokeRotationFunctions",
+      actions: ["lambda:InvokeFunction"],
+      resources: [this.rotationFunction.function.functionArn, ...(props.rotationFunctionArns ?? [])],
+    });
+    for (const fn of [lifecycleFunctions.RotateSecrets, this.ttlStreamFunction]) {
+      fn.role.addToPrincipalPolicy(invokeRotation);
+    }
 
     // --- Alarms ---------------------------------------------------------------------------
     const alarmKey = new Key(this, "AlarmTopicKey", {
@@ -702,17 +717,28 @@ export class VendingStack extends Stack {
       this.ttlStreamFunction,
       this.rotationFunction,
     ];
-    const throttles = new MathExpression({
-      label: "Throttles of all jitv functions",
-      expression: allFunctions.map((_, i) => `t${i}`).join(" + "),
-      usingMetrics: Object.fromEntries(
-        allFunctions.map((fn, i) => [
-          `t${i}`,
-          fn.function.metricThrottles({ statistic: "Sum", period: fiveMinutes }),
-        ]),
-      ),
-      period: fiveMinutes,
-    });
+    // CloudWatch metric math takes at most 10 metrics: one throttle alarm per 10 functions.
+    const METRICS_PER_EXPRESSION = 10;
+    const throttleGroups = Array.from(
+      { length: Math.ceil(allFunctions.length / METRICS_PER_EXPRESSION) },
+      (_, g) => allFunctions.slice(g * METRICS_PER_EXPRESSION, (g + 1) * METRICS_PER_EXPRESSION),
+    );
+    const throttleAlarms = throttleGroups.map((group, g) => ({
+      id: g === 0 ? "FunctionThrottles" : `FunctionThrottles${g + 1}`,
+      description: `A jitv function was throttled (reserved or account concurrency exhausted); functions ${g * METRICS_PER_EXPRESSION + 1}-${g * METRICS_PER_EXPRESSION + group.length}`,
+      metric: new MathExpression({
+        label: "Throttles of jitv functions",
+        expression: group.map((_, i) => `t${i}`).join(" + "),
+        usingMetrics: Object.fromEntries(
+          group.map((fn, i) => [
+            `t${i}`,
+            fn.function.metricThrottles({ statistic: "Sum", period: fiveMinutes }),
+          ]),
+        ),
+        period: fiveMinutes,
+      }),
+      threshold: 1,
+    }));
     const apiStage = this.api.api.deploymentStage;
     const alarmSpecs: {
       id: string;
@@ -779,10 +805,12 @@ export class VendingStack extends Stack {
         metric: jitvMetric("StsThrottled"),
         threshold: 5,
       },
+      ...throttleAlarms,
       {
-        id: "FunctionThrottles",
-        description: "A jitv function was throttled (reserved or account concurrency exhausted)",
-        metric: throttles,
+        id: "TaskExpiredByBackstop",
+        description:
+          "The TTL backstop ended a task the state machine did not (an execution failed, was deleted or lagged)",
+        metric: jitvMetric("TaskExpiredByBackstop"),
         threshold: 1,
       },
       {

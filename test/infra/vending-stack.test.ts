@@ -331,6 +331,13 @@ describe("VendingStack: least privilege", () => {
     Resource: taggedSecrets,
     Condition: rotateOnEnd,
   };
+  // RotateSecret requires the caller to be allowed to invoke the secret's rotation function.
+  const invokeRotation = (): Statement => ({
+    Sid: "InvokeRotationFunctions",
+    Effect: "Allow",
+    Action: "lambda:InvokeFunction",
+    Resource: getAtt(id(stack.rotationFunction.function)),
+  });
 
   it("vend function: STS on the jitv role path only, its table items and indexes, start and answer the lifecycle", () => {
     const fn = stack.apiFunction;
@@ -414,6 +421,7 @@ describe("VendingStack: least privilege", () => {
       tableItems("dynamodb:GetItem", "dynamodb:UpdateItem"),
       tableKey(),
       rotateSecrets,
+      invokeRotation(),
     ]);
     for (const fn of [f.CloseTask, f.LifecycleFailed]) {
       expectStatements(statementsOf(fn), [
@@ -439,6 +447,7 @@ describe("VendingStack: least privilege", () => {
       revocationPolicy,
       overflowPolicies,
       rotateSecrets,
+      invokeRotation(),
       {
         Effect: "Allow",
         Action: ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
@@ -830,7 +839,12 @@ describe("VendingStack: lifecycle state machine", () => {
 describe("VendingStack: alarms and outputs", () => {
   it("alarms on exactly the metrics the functions emit (namespace, name and dimension of an EMF line)", () => {
     const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm"));
-    for (const name of ["RevocationFailed", "RevocationFallback", "StsThrottled"] as const) {
+    for (const name of [
+      "RevocationFailed",
+      "RevocationFallback",
+      "StsThrottled",
+      "TaskExpiredByBackstop",
+    ] as const) {
       // What a deployed function writes: one EMF line, as CloudWatch will turn it into a metric.
       const lines: string[] = [];
       new EmfMetrics({ write: (line) => lines.push(line) }).count(name);
@@ -847,7 +861,17 @@ describe("VendingStack: alarms and outputs", () => {
   });
 
   it("alarms on API 5XX and latency, revocation failures and fallbacks, failed executions, DLQ depth, STS throttling and throttles", () => {
-    template.resourceCountIs("AWS::CloudWatch::Alarm", 10);
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 11);
+    // Metric math takes at most 10 metrics: throttle alarms are split to cover every function.
+    const throttleAlarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")).filter((a) =>
+      String(a.Properties.AlarmDescription).startsWith("A jitv function was throttled"),
+    );
+    const perAlarm = throttleAlarms.map(
+      (a) => a.Properties.Metrics.filter((m: { MetricStat?: unknown }) => m.MetricStat).length,
+    );
+    for (const n of perAlarm) expect(n).toBeLessThanOrEqual(10);
+    // API, the lifecycle states' functions, the TTL backstop and the rotation function.
+    expect(perAlarm.reduce((a, b) => a + b, 0)).toBe(Object.keys(stack.lifecycleFunctions).length + 3);
     const topic = { Ref: id(stack.alarmTopic) };
     template.allResourcesProperties("AWS::CloudWatch::Alarm", { AlarmActions: [topic] });
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
