@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { ROLE_ARN_PATTERN } from "./accounts.js";
 import { InvalidRequestError } from "./errors.js";
 

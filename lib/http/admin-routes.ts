@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { ForbiddenError, InvalidRequestError } from "../domain/errors.js";
 import type { VerifiedIdentity } from "../domain/identity.js";
 import { TASK_STATUSES } from "../domain/task.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import { z } from "zod";
+import * as z from "zod";
 import type { ApprovalService } from "../app/approval-service.js";
 import type { TaskService } from "../app/task-service.js";
 import { InvalidRequestError, InvalidTokenError, NotFoundError } from "../domain/errors.js";

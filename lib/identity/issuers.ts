@@ -4,7 +4,7 @@
  * Read once per cold start; every problem is a `ConfigError` naming the field path.
  */
 import { readFileSync } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import { ConfigError } from "../domain/errors.js";
 import type { IssuerKind, RoleRule, Zone } from "../domain/identity.js";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** How the client proves its identity to the token endpoint (RFC 6749 section 2.3.1). */
 export type ClientSecretAuthMethod = "client_secret_basic" | "client_secret_post";

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import type { TaskService } from "../app/task-service.js";
 import { NotFoundError } from "../domain/errors.js";
 import { buildAssumeRoleRequest } from "../domain/sts-request.js";

@@ -7,7 +7,7 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
-import { z } from "zod";
+import * as z from "zod";
 import { InvalidRequestError, isNamed } from "../domain/errors.js";
 
 /** The four steps Secrets Manager invokes a rotation Lambda with, in order. */

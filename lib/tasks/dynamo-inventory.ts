@@ -4,7 +4,7 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { InvalidRequestError } from "../domain/errors.js";
 import type { Zone } from "../domain/identity.js";
 import type { AgentRef, Task } from "../domain/task.js";

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { marshall } from "@aws-sdk/util-dynamodb";
@@ -220,7 +221,7 @@ describe("VendingStack: functions", () => {
     expect(reserved(stack.apiFunction)).toBeUndefined();
   });
 
-  it("bundles ESM handlers that load (createRequire banner, @aws-sdk from the runtime) and ship the issuers file", () => {
+  it("bundles ESM handlers that load on their own (createRequire banner, the pinned AWS SDK inside) and ship the issuers file", () => {
     const bundles = Object.values(resources)
       .filter((r) => r.Type === "AWS::Lambda::Function")
       .map((r) => join(assemblyDir, `asset.${String(r.Properties.Code.S3Key).replace(/\.zip$/, "")}`));
@@ -240,10 +241,12 @@ describe("VendingStack: functions", () => {
         catch (error) { results.push(dir + ": " + error.message); }
       }
       console.log(JSON.stringify(results));`;
+    // Run from outside the repository: a bundle that still reached for node_modules would fail here.
     const output = execFileSync(
       process.execPath,
       ["--input-type=module", "--no-warnings", "-e", script, JSON.stringify(bundles)],
       {
+        cwd: tmpdir(),
         env: {
           PATH: process.env.PATH,
           AWS_REGION: "us-east-1",

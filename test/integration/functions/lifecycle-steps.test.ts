@@ -1,6 +1,7 @@
 import {
   GetRolePolicyCommand,
   IAMClient,
+  ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
   PutRolePolicyCommand,
 } from "@aws-sdk/client-iam";
@@ -89,6 +90,8 @@ beforeEach(() => {
   secretsManager.reset();
   sfn.reset();
   iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: ["reports-read-access"], IsTruncated: false });
+  // No revocation overflow policies attached: the whole list fits the inline policy.
+  iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [], IsTruncated: false });
   iam.on(GetRolePolicyCommand).rejects(
     Object.assign(new Error("The role policy cannot be found."), {
       name: "NoSuchEntity",

@@ -3,6 +3,7 @@ import {
   DeleteRolePolicyCommand,
   GetRolePolicyCommand,
   IAMClient,
+  ListAttachedRolePoliciesCommand,
   ListRolePoliciesCommand,
   PutRolePolicyCommand,
 } from "@aws-sdk/client-iam";
@@ -78,6 +79,8 @@ beforeEach(() => {
   secretsManager.reset();
   sfn.reset();
   iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: [], IsTruncated: false });
+  // No revocation overflow policies attached: the whole list fits the inline policy.
+  iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [], IsTruncated: false });
   iam.on(GetRolePolicyCommand).rejects(
     Object.assign(new Error("The role policy cannot be found."), {
       name: "NoSuchEntity",
