@@ -10,8 +10,7 @@ import { DynamoRevocationStore } from "../lib/revocation/dynamo-revocation-store
 import { DynamoRolePolicyWriter } from "../lib/revocation/dynamo-role-policy-writer.js";
 import { DEFAULT_OVERFLOW_POLICIES } from "../lib/revocation/policy.js";
 import { startDynamoDbLocal } from "../lib/sandbox/dynamodb-local.js";
-import { ALLOW_ALL_POLICY, revocationDocument } from "../lib/sandbox/routes.js";
-import { simulateTaskRequest } from "../lib/sandbox/simulate.js";
+import { revocationDocument, sessionDecision } from "../lib/sandbox/routes.js";
 import { ensureTable } from "../lib/store/table.js";
 
 const ddb = await startDynamoDbLocal();
@@ -72,23 +71,9 @@ try {
   const ended = await endTasks(role, 1500);
   const live = Array.from({ length: 100 }, () => newTaskId());
   const revocationPolicy = await revocationDocument(writer, role);
-  const decide = async (taskId: string) =>
-    (
-      await simulateTaskRequest(
-        {
-          roleArn: role,
-          rolePolicies: [ALLOW_ALL_POLICY],
-          ...(revocationPolicy ? { revocationPolicy } : {}),
-          sessionPolicy: ALLOW_ALL_POLICY,
-          sessionTags: [{ Key: "jitv:task", Value: taskId }],
-          sessionName: taskId,
-          tokenIssueTime: new Date(now.getTime() - 60_000).toISOString(),
-          action: "s3:GetObject",
-          resource: "arn:aws:s3:::reports/q3.csv",
-        },
-        { now },
-      )
-    ).decision;
+  const issuedAt = new Date(now.getTime() - 60_000);
+  const decide = (taskId: string) =>
+    sessionDecision({ roleArn: role, taskId, revocationPolicy, issuedAt, now });
   const endedDenied = (await Promise.all(ended.ids.map(decide))).filter(
     (d) => d === "ExplicitlyDenied",
   ).length;

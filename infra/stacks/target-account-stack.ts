@@ -3,6 +3,10 @@ import { AccountPrincipal, Effect, PolicyDocument, PolicyStatement, Role } from 
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
 import { REVOKER_CALLER_TAG, REVOKER_ROLE_NAME, REVOKER_ROLE_PATH } from "../../lib/domain/accounts.js";
+import {
+  OVERFLOW_POLICY_ACTIONS,
+  REVOCATION_ROLE_ACTIONS,
+} from "../../lib/revocation/iam-role-policy-writer.js";
 import { OVERFLOW_POLICY_PATH } from "../../lib/revocation/policy.js";
 import { DEPLOY_DEFAULTS } from "../config.js";
 
@@ -62,24 +66,12 @@ export class TargetAccountStack extends Stack {
           statements: [
             new PolicyStatement({
               sid: "RevocationPolicyOnJitvRoles",
-              actions: [
-                "iam:GetRolePolicy",
-                "iam:PutRolePolicy",
-                "iam:DeleteRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-              ],
+              actions: [...REVOCATION_ROLE_ACTIONS],
               resources: [jitvRoles],
             }),
             new PolicyStatement({
               sid: "RevocationOverflowPolicies",
-              actions: [
-                "iam:GetPolicy",
-                "iam:GetPolicyVersion",
-                "iam:ListPolicyVersions",
-                "iam:CreatePolicyVersion",
-                "iam:DeletePolicyVersion",
-              ],
+              actions: [...OVERFLOW_POLICY_ACTIONS],
               resources: [
                 this.formatArn({
                   service: "iam",

@@ -35,6 +35,10 @@ import { TTL_STREAM_FILTER_PATTERN } from "../../lib/app/ttl-backstop.js";
 import { METRICS_NAMESPACE, METRICS_SERVICE, type MetricName } from "../../lib/audit/metrics.js";
 import { ENV } from "../../lib/config.js";
 import { REVOKER_CALLER_TAG, REVOKER_ROLE_NAME, REVOKER_ROLE_PATH } from "../../lib/domain/accounts.js";
+import {
+  OVERFLOW_POLICY_ACTIONS,
+  REVOCATION_ROLE_ACTIONS,
+} from "../../lib/revocation/iam-role-policy-writer.js";
 import { OVERFLOW_POLICY_PATH } from "../../lib/revocation/policy.js";
 import { TTL_ATTRIBUTE, tableDefinition } from "../../lib/store/table.js";
 import { LIFECYCLE_ASL_PATH, LIFECYCLE_STATES } from "../../lib/tasks/lifecycle.js";
@@ -335,25 +339,13 @@ export class VendingStack extends Stack {
       sid: "RevocationPolicyOnTargetRoles",
       // ListRolePolicies + GetRolePolicy measure what the role's inline quota has free.
       // ListAttachedRolePolicies finds the role's revocation overflow policies.
-      actions: [
-        "iam:GetRolePolicy",
-        "iam:PutRolePolicy",
-        "iam:DeleteRolePolicy",
-        "iam:ListRolePolicies",
-        "iam:ListAttachedRolePolicies",
-      ],
+      actions: [...REVOCATION_ROLE_ACTIONS],
       resources: targetRoleArns,
     });
     // The overflow policies JitTargetRole attaches under /jitv/revocation/: new versions only.
     const reviseOverflowPolicies = new PolicyStatement({
       sid: "RevocationOverflowPolicies",
-      actions: [
-        "iam:GetPolicy",
-        "iam:GetPolicyVersion",
-        "iam:ListPolicyVersions",
-        "iam:CreatePolicyVersion",
-        "iam:DeletePolicyVersion",
-      ],
+      actions: [...OVERFLOW_POLICY_ACTIONS],
       resources: [undefined, ...otherAccounts].map((account) =>
         this.formatArn({
           service: "iam",

@@ -80,6 +80,27 @@ type Operation =
   | "CreatePolicyVersion"
   | "DeletePolicyVersion";
 
+/**
+ * The IAM actions this writer calls on a target role (`role/<rolePath>*`): what a role that
+ * revokes must be allowed, in the vending stack and in each target account's revoker role.
+ */
+export const REVOCATION_ROLE_ACTIONS = [
+  "iam:GetRolePolicy",
+  "iam:PutRolePolicy",
+  "iam:DeleteRolePolicy",
+  "iam:ListRolePolicies",
+  "iam:ListAttachedRolePolicies",
+] as const;
+
+/** The IAM actions this writer calls on a role's overflow policies (`policy/jitv/revocation/*`). */
+export const OVERFLOW_POLICY_ACTIONS = [
+  "iam:GetPolicy",
+  "iam:GetPolicyVersion",
+  "iam:ListPolicyVersions",
+  "iam:CreatePolicyVersion",
+  "iam:DeletePolicyVersion",
+] as const;
+
 /** Versions IAM keeps of one managed policy. */
 const MAX_POLICY_VERSIONS = 5;
 

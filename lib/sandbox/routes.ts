@@ -9,7 +9,7 @@ import { jsonResponse } from "../http/errors.js";
 import { REVOCATION_POLICY_NAME, type RolePolicyWriter } from "../revocation/revocation-store.js";
 import type { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
 import type { TemplateStore } from "../tasks/template-store.js";
-import { simulateTaskRequest } from "./simulate.js";
+import { type SimulationResult, simulateTaskRequest } from "./simulate.js";
 
 /** The policy a sandbox role has when `roles/` does not describe it. */
 export const ALLOW_ALL_POLICY = JSON.stringify({
@@ -124,4 +124,33 @@ export async function revocationDocument(
   return statements.length === 0
     ? undefined
     : JSON.stringify({ Version: "2012-10-17", Statement: statements });
+}
+
+/**
+ * The decision for one allow-all session of `taskId` on `roleArn`, issued at `issuedAt`, under the
+ * role's current revocation documents: `ExplicitlyDenied` once the task is revoked (listed or
+ * behind the cutoff), `Allowed` otherwise. For checking revocation at scale (tests, bench).
+ */
+export async function sessionDecision(input: {
+  readonly roleArn: string;
+  readonly taskId: string;
+  readonly revocationPolicy: string | undefined;
+  readonly issuedAt: Date;
+  readonly now: Date;
+}): Promise<SimulationResult["decision"]> {
+  const result = await simulateTaskRequest(
+    {
+      roleArn: input.roleArn,
+      rolePolicies: [ALLOW_ALL_POLICY],
+      ...(input.revocationPolicy ? { revocationPolicy: input.revocationPolicy } : {}),
+      sessionPolicy: ALLOW_ALL_POLICY,
+      sessionTags: [{ Key: "jitv:task", Value: input.taskId }],
+      sessionName: input.taskId,
+      tokenIssueTime: input.issuedAt.toISOString(),
+      action: "s3:GetObject",
+      resource: "arn:aws:s3:::reports/q3.csv",
+    },
+    { now: input.now },
+  );
+  return result.decision;
 }

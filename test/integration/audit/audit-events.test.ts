@@ -9,11 +9,11 @@ import { MemoryMetrics } from "../../../lib/audit/metrics.js";
 import { SandboxBroker } from "../../../lib/credentials/sandbox-broker.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
 import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
-import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import { DynamoRolePolicyWriter } from "../../../lib/revocation/dynamo-role-policy-writer.js";
 import { LocalLifecycleRunner } from "../../../lib/sandbox/local-lifecycle.js";
 import { DynamoSecretRotator } from "../../../lib/secrets/dynamo-secret-rotator.js";
+import { apiClient } from "../../support/api-client.js";
 import { createTestTable } from "../../support/dynamodb.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
@@ -151,30 +151,15 @@ const delegation = (agent = "support-bot") =>
   sign(users, { sub: "alice", tenant: "acme", act: { sub: agent } });
 const acmeStaff = (sub: string, groups: string[]) => sign(users, { sub, tenant: "acme", groups });
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
-type Json = any;
-
-let seq = 0;
-async function call(
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-): Promise<HttpResponse & { json: Json; requestId: string }> {
-  const requestId = `req-${++seq}`;
-  const response = await core.api({
-    method,
-    path,
-    headers: { authorization: `Bearer ${token}` },
-    query: {},
-    body: body === undefined ? undefined : JSON.stringify(body),
-    requestId,
-  });
-  const json = JSON.parse(response.body);
+const client = apiClient(() => core.api);
+/** Calls the API; the credentials it answers with are remembered as secrets. */
+async function call(method: string, path: string, token: string, body?: unknown) {
+  const response = await client(method, path, { token, body });
   for (const key of ["AccessKeyId", "SecretAccessKey", "SessionToken"]) {
-    if (json.credentials?.[key]) secrets.add(json.credentials[key]);
+    const value = response.json.credentials?.[key];
+    if (value) secrets.add(value);
   }
-  return { ...response, json, requestId };
+  return response;
 }
 
 /** The audit events one request recorded, in order. */

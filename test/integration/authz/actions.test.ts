@@ -6,6 +6,7 @@ import { parseTemplate } from "../../../lib/domain/template.js";
 import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
+import { apiClient, type Json } from "../../support/api-client.js";
 import { createTestTable } from "../../support/dynamodb.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
@@ -80,26 +81,9 @@ beforeEach(async () => {
   audit.events.length = 0;
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
-type Json = any;
-
-let seq = 0;
-async function call(
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-): Promise<HttpResponse & { json: Json }> {
-  const response = await core.api({
-    method,
-    path,
-    headers: { authorization: `Bearer ${token}` },
-    query: {},
-    body: body === undefined ? undefined : JSON.stringify(body),
-    requestId: `req-${++seq}`,
-  });
-  return { ...response, json: JSON.parse(response.body) };
-}
+const client = apiClient(() => core.api);
+const call = (method: string, path: string, token: string, body?: unknown) =>
+  client(method, path, { token, body });
 
 const agent = (sub = "agent-a") => agents.sign({ sub });
 const admin = () => staff.sign({ sub: "root", groups: ["jitv-admins"], tenant: "ops" });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { JWTPayload } from "jose";
@@ -10,6 +11,7 @@ import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import { idempotencyKey, taskKey } from "../../../lib/store/table.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
+import { apiClient, type Json } from "../../support/api-client.js";
 import { createTestTable } from "../../support/dynamodb.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
@@ -134,28 +136,15 @@ async function storePolicies(text: string): Promise<void> {
   offsetMs += 6000;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
-type Json = any;
-
-let seq = 0;
-async function call(
+const client = apiClient(() => core.api);
+const call = (
   method: string,
   path: string,
   token: string,
   body?: unknown,
   headers: Record<string, string> = {},
   query: Record<string, string> = {},
-): Promise<HttpResponse & { json: Json }> {
-  const response = await core.api({
-    method,
-    path,
-    headers: { authorization: `Bearer ${token}`, ...headers },
-    query,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    requestId: `req-${++seq}`,
-  });
-  return { ...response, json: JSON.parse(response.body) };
-}
+) => client(method, path, { token, body, headers, query });
 
 /** Signs on the service's clock (tests move it forward). */
 const sign = (issuer: TestIssuer, claims: JWTPayload) => {
@@ -456,7 +445,7 @@ describe("a customer identity provider asserts only its own tenants", () => {
 
 describe("idempotent replays must match and are authorized again", () => {
   it("a replay for another tenant is 409 with no credentials; the same request gets the same task", async () => {
-    const key = `k-${seq}-${Date.now()}`;
+    const key = `k-${randomUUID()}`;
     const template = "tenant-prefixed";
     const first = await vendFor("alice", "acme", { template, key, parameters: { prefix: "a" } });
     expect(first.status).toBe(201);
@@ -482,7 +471,7 @@ describe("idempotent replays must match and are authorized again", () => {
   });
 
   it("a Cedar forbid added after the first request refuses the replay", async () => {
-    const key = `k-${seq}-${Date.now()}`;
+    const key = `k-${randomUUID()}`;
     expect((await vendFor("alice", "acme", { key })).status).toBe(201);
     await storePolicies(`@id("acme-suspended") @reason("tenant acme is suspended")
 forbid (principal, action == Jitv::Action::"Refresh", resource) when { context has tenant && context.tenant == "acme" };`);
@@ -492,7 +481,7 @@ forbid (principal, action == Jitv::Action::"Refresh", resource) when { context h
   });
 
   it("after an approval wait longer than the first deadline, the key still names the same task", async () => {
-    const key = `k-${seq}-${Date.now()}`;
+    const key = `k-${randomUUID()}`;
     const pending = await vendFor("alice", "acme", { template: "tenant-gated", key });
     expect(pending.status).toBe(202);
     offsetMs += 800_000; // within the 900 s approval timeout

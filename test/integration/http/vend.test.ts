@@ -13,6 +13,7 @@ import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import type { LifecycleStarter, TaskTokenSender } from "../../../lib/tasks/lifecycle.js";
+import { apiClient, type Json } from "../../support/api-client.js";
 import { createTestTable } from "../../support/dynamodb.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 
@@ -149,28 +150,7 @@ beforeEach(() => {
   failStart = false;
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
-type Json = any;
-
-let seq = 0;
-async function call(
-  method: string,
-  path: string,
-  options: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
-): Promise<HttpResponse & { json: Json }> {
-  const response = await core.api({
-    method,
-    path,
-    headers: {
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...options.headers,
-    },
-    query: {},
-    body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
-    requestId: `req-${++seq}`,
-  });
-  return { ...response, json: JSON.parse(response.body) };
-}
+const call = apiClient(() => core.api);
 
 const agentToken = (sub = "agent-a", claims: Record<string, unknown> = {}) => agents.sign({ sub, ...claims });
 /** A user's delegation token for support-bot (RFC 8693 `act`), as the contract requires of a subjectToken. */

@@ -4,8 +4,7 @@ import { DynamoRevocationStore } from "../../../lib/revocation/dynamo-revocation
 import { DynamoRolePolicyWriter } from "../../../lib/revocation/dynamo-role-policy-writer.js";
 import { DEFAULT_OVERFLOW_POLICIES, nonWhitespaceLength } from "../../../lib/revocation/policy.js";
 import { REVOCATION_POLICY_NAME } from "../../../lib/revocation/revocation-store.js";
-import { ALLOW_ALL_POLICY, revocationDocument } from "../../../lib/sandbox/routes.js";
-import { simulateTaskRequest } from "../../../lib/sandbox/simulate.js";
+import { revocationDocument, sessionDecision } from "../../../lib/sandbox/routes.js";
 import { createTestTable } from "../../support/dynamodb.js";
 
 // Revocation at real scale (CONTRACT.md section 6): a role whose 1,000 tasks ended within one
@@ -50,23 +49,9 @@ describe("revocation capacity", () => {
     for (const document of overflow) expect(nonWhitespaceLength(document)).toBeLessThanOrEqual(6144);
 
     const revocationPolicy = await revocationDocument(writer, role);
-    const decide = async (taskId: string) =>
-      (
-        await simulateTaskRequest(
-          {
-            roleArn: role,
-            rolePolicies: [ALLOW_ALL_POLICY],
-            ...(revocationPolicy ? { revocationPolicy } : {}),
-            sessionPolicy: ALLOW_ALL_POLICY,
-            sessionTags: [{ Key: "jitv:task", Value: taskId }],
-            sessionName: taskId,
-            tokenIssueTime: new Date(now.getTime() - 60_000).toISOString(),
-            action: "s3:GetObject",
-            resource: "arn:aws:s3:::reports/q3.csv",
-          },
-          { now },
-        )
-      ).decision;
+    const issuedAt = new Date(now.getTime() - 60_000);
+    const decide = (taskId: string) =>
+      sessionDecision({ roleArn: role, taskId, revocationPolicy, issuedAt, now });
     const endedDecisions = await Promise.all(ended.map(decide));
     const liveDecisions = await Promise.all(live.map(decide));
     expect(endedDecisions.filter((d) => d !== "ExplicitlyDenied")).toEqual([]);
