@@ -45,7 +45,7 @@ export interface DeployConfig {
   readonly lifecycleConcurrency: number;
 }
 
-/** Defaults of the optional context values (the README's "Deploy" section lists them). */
+/** Defaults of the optional context values (docs/deploy.md lists them). */
 export const DEPLOY_DEFAULTS = {
   stage: "dev",
   rolePath: "/jitv/",
@@ -124,7 +124,7 @@ export function readDeployConfig(context: (key: ContextKey) => unknown, cwd = pr
   let issuersFile = "";
   if (issuersPath === undefined) {
     problems.push(
-      "issuersFile: required; pass -c issuersFile=path/to/issuers.json (the trusted OIDC issuers, CONTRACT.md section 2)",
+      "issuersFile: required; pass -c issuersFile=path/to/issuers.json (the trusted OIDC issuers; see docs/reference.md)",
     );
   } else {
     issuersFile = resolve(cwd, issuersPath);

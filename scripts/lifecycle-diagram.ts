@@ -1,4 +1,4 @@
-// Prints the lifecycle state machine as a Mermaid flowchart, for the README.
+// Prints the lifecycle state machine as a Mermaid flowchart, for docs/architecture.md.
 import { readFileSync } from "node:fs";
 import { LIFECYCLE_ASL_PATH } from "../lib/tasks/lifecycle.js";
 import { aslToMermaid } from "../lib/tasks/lifecycle-diagram.js";

@@ -8,7 +8,7 @@ interface AslState {
 
 /**
  * Renders a state machine definition as a Mermaid flowchart: one node per state, one edge per
- * transition, catches labelled with their errors and retries noted on the node. The README's
+ * transition, catches labelled with their errors and retries noted on the node. The architecture doc's (docs/architecture.md)
  * lifecycle diagram is this function's output for the lifecycle ASL (a test keeps them equal).
  */
 export function aslToMermaid(definition: { StartAt: string; States: Record<string, AslState> }): string {

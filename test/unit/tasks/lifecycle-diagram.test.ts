@@ -4,10 +4,10 @@ import { describe, expect, it } from "vitest";
 import { LIFECYCLE_ASL_PATH } from "../../../lib/tasks/lifecycle.js";
 import { aslToMermaid } from "../../../lib/tasks/lifecycle-diagram.js";
 
-describe("the README's lifecycle diagram", () => {
+describe("the lifecycle diagram in docs/architecture.md", () => {
   it("is the diagram of the ASL file (regenerate with: npx tsx scripts/lifecycle-diagram.ts)", () => {
     const diagram = aslToMermaid(JSON.parse(readFileSync(LIFECYCLE_ASL_PATH, "utf8")));
-    const readme = readFileSync(resolve(import.meta.dirname, "../../../README.md"), "utf8");
+    const readme = readFileSync(resolve(import.meta.dirname, "../../../docs/architecture.md"), "utf8");
     expect(readme).toContain(`\`\`\`mermaid\n${diagram}\n\`\`\``);
   });
 });
