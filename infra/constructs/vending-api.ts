@@ -18,31 +18,13 @@ import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { CfnWebACLAssociation } from "aws-cdk-lib/aws-wafv2";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
-
-/** One route of the public contract (CONTRACT.md section 3). */
-export interface ApiRoute {
-  readonly method: "GET" | "POST";
-  readonly path: string;
-  /** JSON schema of the body, checked by API Gateway before the function runs. */
-  readonly body?: "vend" | "revoke";
-}
+import { CONTRACT_ROUTES, type ContractRoute } from "../../lib/http/contract.js";
 
 /**
- * Every route of the deployed API. Routes not (yet) served by the function answer the
- * contract's `404 not_found` from the function itself; paths outside this list never reach it.
+ * Every route of the deployed API: the contract's one route table (lib/http/contract.ts), which
+ * the handlers and the OpenAPI document use too. Paths outside it never reach the function.
  */
-export const API_ROUTES: readonly ApiRoute[] = [
-  { method: "GET", path: "/healthz" },
-  { method: "POST", path: "/v1/tasks", body: "vend" },
-  { method: "GET", path: "/v1/tasks" },
-  { method: "GET", path: "/v1/tasks/{taskId}" },
-  { method: "POST", path: "/v1/tasks/{taskId}/credentials" },
-  { method: "POST", path: "/v1/tasks/{taskId}/complete" },
-  { method: "POST", path: "/v1/tasks/{taskId}/revoke", body: "revoke" },
-  { method: "POST", path: "/v1/tasks/{taskId}/approve" },
-  { method: "POST", path: "/v1/tasks/{taskId}/deny" },
-  { method: "GET", path: "/v1/agents" },
-];
+export const API_ROUTES = CONTRACT_ROUTES;
 
 /**
  * TLS policy of the API's own endpoint: TLS 1.2 and 1.3 only. (A regional API's default
@@ -156,7 +138,7 @@ export class VendingApi extends Construct {
       validateRequestBody: true,
       validateRequestParameters: true,
     });
-    const models: Record<NonNullable<ApiRoute["body"]>, Model> = {
+    const models: Record<NonNullable<ContractRoute["gatewayModel"]>, Model> = {
       vend: this.api.addModel("VendRequest", {
         contentType: "application/json",
         modelName: "VendRequest",
@@ -205,7 +187,9 @@ export class VendingApi extends Construct {
         requestParameters: Object.fromEntries(
           pathParameters.map((name) => [`method.request.path.${name}`, true]),
         ),
-        ...(route.body === undefined ? {} : { requestModels: { "application/json": models[route.body] } }),
+        ...(route.gatewayModel === undefined
+          ? {}
+          : { requestModels: { "application/json": models[route.gatewayModel] } }),
       });
     }
 

@@ -1,11 +1,10 @@
-import * as z from "zod";
+import type * as z from "zod";
 import { ForbiddenError, InvalidRequestError } from "../domain/errors.js";
 import type { VerifiedIdentity } from "../domain/identity.js";
-import { TASK_STATUSES } from "../domain/task.js";
 import { formatIssues } from "../domain/template.js";
-import { MAX_PAGE_SIZE } from "../tasks/dynamo-inventory.js";
 import type { Inventory, InventoryScope } from "../tasks/inventory.js";
 import { bearerToken, type RouteEntry, taskView } from "./api.js";
+import { listAgentsQuerySchema, listTasksQuerySchema } from "./contract.js";
 import { jsonResponse } from "./errors.js";
 import type { HttpRequest } from "./types.js";
 
@@ -30,32 +29,6 @@ export interface AdminRoutesDeps {
   /** Clock for the tasks' effective status. @default () => new Date() */
   readonly now?: () => Date;
 }
-
-const limitSchema = z
-  .string()
-  .regex(/^[0-9]{1,3}$/, `must be an integer from 1 to ${MAX_PAGE_SIZE}`)
-  .transform(Number)
-  .pipe(z.number().int().min(1).max(MAX_PAGE_SIZE));
-const nextTokenSchema = z.string().min(1).max(8192);
-
-const listTasksQuerySchema = z
-  .object({
-    status: z.enum(TASK_STATUSES).optional(),
-    agent: z.string().min(1).max(1024).optional(),
-    issuer: z.string().min(1).max(2048).optional(),
-    template: z.string().min(1).max(64).optional(),
-    limit: limitSchema.optional(),
-    nextToken: nextTokenSchema.optional(),
-  })
-  .strict()
-  .refine((q) => (q.agent === undefined) === (q.issuer === undefined), {
-    message: "agent and issuer go together: an agent id is only unique within its issuer",
-    path: ["agent"],
-  });
-
-const listAgentsQuerySchema = z
-  .object({ limit: limitSchema.optional(), nextToken: nextTokenSchema.optional() })
-  .strict();
 
 /**
  * The admin inventory routes of CONTRACT.md section 3, for `createApi`'s `extraRoutes`:

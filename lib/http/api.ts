@@ -5,25 +5,18 @@ import type { TaskService } from "../app/task-service.js";
 import { InvalidRequestError, InvalidTokenError, NotFoundError } from "../domain/errors.js";
 import { effectiveStatus, type Task } from "../domain/task.js";
 import { formatIssues } from "../domain/template.js";
+import {
+  denyBodySchema,
+  emptyBodySchema,
+  openApiDocument,
+  revokeBodySchema,
+  vendBodySchema,
+} from "./contract.js";
 import { errorResponse, jsonResponse } from "./errors.js";
 import type { HttpRequest, HttpResponse } from "./types.js";
 
 /** Largest accepted request body. */
 export const MAX_BODY_BYTES = 16 * 1024;
-
-const vendBodySchema = z
-  .object({
-    template: z.string().min(1).max(64),
-    parameters: z.record(z.string(), z.unknown()).optional(),
-    purpose: z.string().max(256).optional(),
-    ttlSeconds: z.number().int().positive().optional(),
-    subjectToken: z.string().min(1).max(8192).optional(),
-  })
-  .strict();
-
-const emptyBodySchema = z.object({}).strict();
-const revokeBodySchema = z.object({ reason: z.string().trim().min(1).max(256) }).strict();
-const denyBodySchema = z.object({ reason: z.string().trim().min(1).max(256).optional() }).strict();
 
 const idempotencyKeySchema = z
   .string()
@@ -60,6 +53,11 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
       method: "GET",
       pattern: /^\/healthz$/,
       handle: async (req) => jsonResponse(200, { ok: true }, req.requestId),
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/openapi\.json$/,
+      handle: async (req) => jsonResponse(200, openApiDocument(), req.requestId),
     },
     {
       method: "POST",

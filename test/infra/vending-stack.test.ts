@@ -680,6 +680,7 @@ describe("VendingStack: API", () => {
     template.resourceCountIs("AWS::ApiGateway::Resource", segments.size);
     expect(API_ROUTES.map((r) => `${r.method} ${r.path}`)).toEqual([
       "GET /healthz",
+      "GET /v1/openapi.json",
       "POST /v1/tasks",
       "GET /v1/tasks",
       "GET /v1/tasks/{taskId}",

@@ -10,6 +10,7 @@ import { lintTemplate } from "../../../lib/domain/render.js";
 import type { AssumeRoleRequest } from "../../../lib/domain/sts.js";
 import { parseTemplate } from "../../../lib/domain/template.js";
 import { type ApiCore, composeApi } from "../../../lib/http/compose-api.js";
+import { CONTRACT_ROUTES } from "../../../lib/http/contract.js";
 import type { HttpResponse } from "../../../lib/http/types.js";
 import { parseIssuerConfig } from "../../../lib/identity/issuers.js";
 import type { LifecycleStarter, TaskTokenSender } from "../../../lib/tasks/lifecycle.js";
@@ -648,5 +649,44 @@ describe("GET /healthz", () => {
     const res = await call("GET", "/healthz");
     expect(res.status).toBe(200);
     expect(res.json).toEqual({ ok: true });
+  });
+});
+
+describe("GET /v1/openapi.json", () => {
+  it("serves, without auth, the OpenAPI 3.1 document of every contract route, from the schemas that validate", async () => {
+    const res = await call("GET", "/v1/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.json.openapi).toBe("3.1.0");
+    const operations = Object.entries(res.json.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(operations.sort()).toEqual(CONTRACT_ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+    const vendBody = res.json.paths["/v1/tasks"].post.requestBody.content["application/json"].schema;
+    expect(vendBody).toMatchObject({
+      type: "object",
+      required: ["template"],
+      additionalProperties: false,
+      properties: { purpose: { type: "string", maxLength: 256 }, template: { minLength: 1, maxLength: 64 } },
+    });
+    // What the document says is what the API enforces: an unknown field and an over-long purpose are refused.
+    for (const body of [
+      { template: "reports-read", extra: 1 },
+      { template: "reports-read", purpose: "x".repeat(257) },
+    ]) {
+      expectError(await vend(body), 400, "invalid_request");
+    }
+    expect(
+      res.json.paths["/v1/tasks/{taskId}/revoke"].post.requestBody.content["application/json"].schema,
+    ).toMatchObject({
+      required: ["reason"],
+    });
+    expect(res.json.paths["/v1/tasks"].get.parameters.map((p: { name: string }) => p.name)).toEqual([
+      "status",
+      "agent",
+      "issuer",
+      "template",
+      "limit",
+      "nextToken",
+    ]);
   });
 });
