@@ -31,6 +31,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       policies: { type: "string" },
       data: { type: "string" },
       accounts: { type: "string" },
+      "dynamodb-endpoint": { type: "string" },
     },
   });
   for (const [flag, path] of [
@@ -53,8 +54,14 @@ export async function devCommand(argv: string[]): Promise<number> {
     ...(values.issuers ? { issuersFile: values.issuers } : {}),
     ...(values.data ? { dataDir: resolve(values.data) } : {}),
     ...(values.accounts ? { targetAccounts: parseAccountList(values.accounts) } : {}),
+    ...(values["dynamodb-endpoint"] ? { dynamodbEndpoint: values["dynamodb-endpoint"] } : {}),
   });
-  process.stdout.write(banner(sandbox, values.data, values.accounts ?? DEMO.accounts.join(",")));
+  const storage = values["dynamodb-endpoint"]
+    ? "an already running endpoint"
+    : values.data
+      ? `data in ${values.data}`
+      : "in memory";
+  process.stdout.write(banner(sandbox, storage, values.accounts ?? DEMO.accounts.join(",")));
 
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
@@ -69,7 +76,7 @@ export async function devCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-function banner(s: Sandbox, dataDir: string | undefined, accounts: string): string {
+function banner(s: Sandbox, storage: string, accounts: string): string {
   const users = DEMO.users.map((u) => `${u.id} (tenant ${u.tenant})`).join(", ");
   const extra = s.issuers.issuers
     .filter((i) => !Object.values(s.localIssuers).includes(i.issuer))
@@ -80,7 +87,7 @@ function banner(s: Sandbox, dataDir: string | undefined, accounts: string): stri
 jitv sandbox is running — no AWS account is involved.
 
   API              ${api}
-  DynamoDB Local   ${s.dynamodbEndpoint}  (table jitv-sandbox, TTL + stream on, ${dataDir ? `data in ${dataDir}` : "in memory"})
+  DynamoDB Local   ${s.dynamodbEndpoint}  (table jitv-sandbox, TTL + stream on, ${storage})
   OIDC issuers     ${s.localIssuers.workforceAgents}  (workforce agents: ${DEMO.workforceAgents.join(", ")})
                    ${s.localIssuers.customerAgents}  (customer-facing agents: ${DEMO.customerAgents.join(", ")})
                    ${s.localIssuers.users}  (customer users: ${users})

@@ -11,7 +11,7 @@ import { handleTtlRecords } from "../app/ttl-backstop.js";
 import { LoggerAuditLog } from "../audit/logger-audit-log.js";
 import { EmfMetrics } from "../audit/metrics.js";
 import { SandboxBroker } from "../credentials/sandbox-broker.js";
-import { JitvError } from "../domain/errors.js";
+import { ConfigError, JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
 import { parseTemplate } from "../domain/template.js";
 import { type ApiCore, composeApi } from "../http/compose-api.js";
@@ -52,6 +52,11 @@ export interface SandboxOptions {
   readonly rolesDir?: string;
   /** Keep DynamoDB data here between runs (default: in memory). */
   readonly dataDir?: string;
+  /**
+   * An already running DynamoDB Local (or compatible endpoint, loopback only) to use instead of
+   * starting one; the sandbox creates its table there if missing and leaves the endpoint running.
+   */
+  readonly dynamodbEndpoint?: string;
   /**
    * The AWS accounts the sandbox emulates as target accounts: templates whose role is elsewhere
    * are refused, as in a deployment. @default DEMO.accounts
@@ -135,11 +140,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     for (const c of closers.reverse()) await c().catch(() => undefined);
   };
   try {
-    const ddb = await startDynamoDbLocal({
-      port: options.dynamodbPort ?? 0,
-      ...(options.dataDir ? { dbPath: options.dataDir } : {}),
-    });
-    closers.push(ddb.stop);
+    const ddb = options.dynamodbEndpoint
+      ? { endpoint: localEndpoint(options.dynamodbEndpoint) }
+      : await startDynamoDbLocal({
+          port: options.dynamodbPort ?? 0,
+          ...(options.dataDir ? { dbPath: options.dataDir } : {}),
+        });
+    if ("stop" in ddb) closers.push(ddb.stop);
     const client = new DynamoDBClient({
       endpoint: ddb.endpoint,
       region: "us-east-1",
@@ -346,4 +353,22 @@ async function loadTemplates(core: ApiCore, secrets: DynamoSecretRotator, dir: s
     }
   }
   return names;
+}
+
+/**
+ * The endpoint of an already running DynamoDB Local: only http(s) on a loopback address, since the
+ * sandbox signs with dummy credentials and must never reach a real AWS endpoint.
+ * @throws ConfigError for anything else
+ */
+function localEndpoint(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`--dynamodb-endpoint: not a URL: ${url}`);
+  }
+  if (!/^https?:$/.test(parsed.protocol) || !["127.0.0.1", "localhost", "[::1]"].includes(parsed.hostname)) {
+    throw new ConfigError("--dynamodb-endpoint: must be http(s) on 127.0.0.1, localhost or [::1]");
+  }
+  return parsed.origin;
 }

@@ -12,7 +12,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, describe, expect, it } from "vitest";
+import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { startSandbox } from "../../../lib/sandbox/sandbox.js";
 import { startTestIssuer } from "../../support/test-issuer.js";
 
@@ -251,5 +253,67 @@ describe("npm start as a new user runs it", () => {
     expect(output).toContain("Stopped.");
     // DynamoDB Local is gone: its port refuses connections.
     await expect(fetch(`http://127.0.0.1:${dynamodbPort}`)).rejects.toThrow();
+  });
+});
+
+describe("sandbox on an already running DynamoDB Local (--dynamodb-endpoint)", () => {
+  it("uses it instead of starting one, and leaves it running when stopped", async () => {
+    const endpoint = inject("dynamodbEndpoint");
+    const dir = mkdtempSync(join(tmpdir(), "jitv-sandbox-"));
+    const issuerPort = await freePort();
+    // The example template, listing the demo agent at this sandbox's issuer port.
+    const templates = join(dir, "templates");
+    mkdirSync(templates);
+    const example = readFileSync(join(root, "examples", "templates", "s3-reports-read.json"), "utf8");
+    writeFileSync(
+      join(templates, "s3-reports-read.json"),
+      example.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`),
+    );
+    const sandbox = await startSandbox({
+      port: 0,
+      issuerPort,
+      dynamodbEndpoint: endpoint,
+      templatesDir: templates,
+      rolesDir: join(root, "examples", "roles"),
+      stateFile: join(dir, "state.json"),
+    });
+    try {
+      expect(sandbox.dynamodbEndpoint).toBe(endpoint);
+      const agent = sandbox.state.clients["demo-agent"];
+      if (!agent) throw new Error("no demo agent");
+      const token = await fetchClientCredentialsToken({
+        tokenEndpoint: agent.tokenEndpoint,
+        clientId: "demo-agent",
+        clientSecret: agent.secret,
+      });
+      const res = await fetch(`${sandbox.apiUrl}/v1/tasks`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ template: "s3-reports-read" }),
+      });
+      expect(res.status).toBe(201);
+    } finally {
+      await sandbox.close();
+    }
+    // Still serving: the sandbox did not own it.
+    const client = new DynamoDBClient({
+      endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    const table = await client.send(new DescribeTableCommand({ TableName: "jitv-sandbox" }));
+    expect(table.Table?.TableStatus).toBe("ACTIVE");
+    client.destroy();
+  });
+
+  it("refuses an endpoint that is not on this machine", async () => {
+    await expect(
+      startSandbox({
+        port: 0,
+        issuerPort: await freePort(),
+        dynamodbEndpoint: "https://dynamodb.us-east-1.amazonaws.com",
+        stateFile: join(mkdtempSync(join(tmpdir(), "jitv-sandbox-")), "state.json"),
+      }),
+    ).rejects.toThrow("--dynamodb-endpoint: must be http(s) on 127.0.0.1, localhost or [::1]");
   });
 });
