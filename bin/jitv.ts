@@ -4,6 +4,7 @@ Sandbox (no AWS account):
   jitv dev [--port 8787] [--issuer-port 8788] [--issuers FILE] [--templates DIR] [--data DIR]
            [--accounts IDS]                    target accounts (default 123456789012,210987654321)
            [--dynamodb-endpoint URL]           use a running DynamoDB Local instead of starting one
+           [--faults sts=0.2,dynamodb=0.05,sfn=0.1,iam=0.2,secrets=0.2]   inject failures
   jitv token --agent NAME | --user NAME [--for-agent AGENT]
                                                a token from the sandbox's local issuer (--for-agent:
                                                the user's delegation token for that agent)

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseAccountList } from "../domain/accounts.js";
 import { fetchClientCredentialsToken } from "./client-credentials.js";
+import { parseFaultSpec } from "./faults.js";
 import { DEMO, type Sandbox, type SandboxState, startSandbox } from "./sandbox.js";
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -32,6 +33,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       data: { type: "string" },
       accounts: { type: "string" },
       "dynamodb-endpoint": { type: "string" },
+      faults: { type: "string" },
     },
   });
   for (const [flag, path] of [
@@ -55,6 +57,7 @@ export async function devCommand(argv: string[]): Promise<number> {
     ...(values.data ? { dataDir: resolve(values.data) } : {}),
     ...(values.accounts ? { targetAccounts: parseAccountList(values.accounts) } : {}),
     ...(values["dynamodb-endpoint"] ? { dynamodbEndpoint: values["dynamodb-endpoint"] } : {}),
+    ...(values.faults ? { faults: parseFaultSpec(values.faults) } : {}),
   });
   const storage = values["dynamodb-endpoint"]
     ? "an already running endpoint"

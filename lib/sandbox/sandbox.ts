@@ -27,6 +27,7 @@ import { DEFAULT_OVERFLOW_POLICIES, nonWhitespaceLength } from "../revocation/po
 import { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
 import { ensureTable } from "../store/table.js";
 import { startDynamoDbLocal } from "./dynamodb-local.js";
+import { FaultInjector, type FaultSpec } from "./faults.js";
 import { startLocalIssuer } from "./local-issuer.js";
 import { localIssuerProfiles } from "./local-issuer-profiles.js";
 import { LocalLifecycleRunner } from "./local-lifecycle.js";
@@ -57,6 +58,12 @@ export interface SandboxOptions {
    * starting one; the sandbox creates its table there if missing and leaves the endpoint running.
    */
   readonly dynamodbEndpoint?: string;
+  /**
+   * Injected failures (CONTRACT.md section 7, `--faults`): each call to a service fails with its
+   * probability, once the sandbox has started. `faultRandom` makes a run repeatable (tests).
+   */
+  readonly faults?: FaultSpec;
+  readonly faultRandom?: () => number;
   /**
    * The AWS accounts the sandbox emulates as target accounts: templates whose role is elsewhere
    * are refused, as in a deployment. @default DEMO.accounts
@@ -203,11 +210,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         }),
     });
     closers.push(async () => runner.close());
+    // Faults reach every caller through the same ports the real services sit behind.
+    const faults = new FaultInjector(options.faults ?? {}, options.faultRandom);
+    faults.instrumentDynamoDb(client);
     const lifecycle = composeLifecycle({
       doc,
       tableName,
-      writer,
-      rotator: secrets,
+      writer: faults.wrap("iam", writer),
+      rotator: faults.wrap("secrets", secrets),
       tokens: runner,
       audit,
       metrics: new EmfMetrics({ service: "jitv-sandbox" }),
@@ -216,10 +226,12 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       doc,
       tableName,
       issuers,
-      broker,
+      broker: faults.wrap("sts", broker),
       logger,
       audit,
-      lifecycle: runner,
+      lifecycle: faults.wrap("sfn", {
+        start: (task: Parameters<LocalLifecycleRunner["start"]>[0]) => runner.start(task),
+      }),
       tokens: runner,
       ...(options.vendRate ? { vendRate: options.vendRate } : {}),
       ...(options.now ? { now: options.now } : {}),
@@ -228,6 +240,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     });
     const templates = options.templatesDir ? await loadTemplates(core, secrets, options.templatesDir) : [];
     const policySets = options.policiesDir ? await loadPolicies(core, options.policiesDir) : [];
+    faults.arm();
 
     // The TTL backstop: DynamoDB Local's real stream, consumed like the deployed event source mapping.
     const streams = new DynamoDBStreamsClient({

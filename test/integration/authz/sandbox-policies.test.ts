@@ -1,22 +1,14 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
+import { exampleTemplates, freePort } from "../../support/sandbox.js";
 
 // The example Cedar policies, stored at sandbox start, deciding real vends.
 
 const root = resolve(import.meta.dirname, "../../..");
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe("Cedar policies in the sandbox", () => {
   let sandbox: Sandbox;
@@ -45,12 +37,10 @@ describe("Cedar policies in the sandbox", () => {
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), "jitv-policies-"));
     const issuerPort = await freePort();
-    const templates = join(dir, "templates");
-    mkdirSync(templates);
-    for (const file of ["tenant-reports-read.json", "s3-reports-read.json"]) {
-      const text = readFileSync(join(root, "examples", "templates", file), "utf8");
-      writeFileSync(join(templates, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
-    }
+    const templates = exampleTemplates(dir, issuerPort, [
+      "tenant-reports-read.json",
+      "s3-reports-read.json",
+    ]).dir;
     sandbox = await startSandbox({
       port: 0,
       issuerPort,

@@ -1,14 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { createServer } from "node:net";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -16,19 +7,12 @@ import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { startSandbox } from "../../../lib/sandbox/sandbox.js";
+import { exampleTemplates, freePort } from "../../support/sandbox.js";
 import { startTestIssuer } from "../../support/test-issuer.js";
 
 const root = resolve(import.meta.dirname, "../../..");
 const cli = join(root, "bin", "jitv.mjs");
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe("sandbox with an issuer and templates it has never seen", () => {
   it("vends for that issuer's tokens exactly as the contract says", async () => {
@@ -140,14 +124,7 @@ describe("npm start as a new user runs it", () => {
     const [apiPort, issuerPort, dynamodbPort] = [await freePort(), await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), "jitv-cli-"));
     // The example templates name the default issuer port; point copies at this run's port.
-    const templates = join(dir, "templates");
-    mkdirSync(templates);
-    const exampleNames: string[] = [];
-    for (const file of readdirSync(join(root, "examples", "templates")).sort()) {
-      const text = readFileSync(join(root, "examples", "templates", file), "utf8");
-      writeFileSync(join(templates, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
-      exampleNames.push(JSON.parse(text).name);
-    }
+    const { dir: templates, names: exampleNames } = exampleTemplates(dir, issuerPort);
     const env = { ...process.env, JITV_STATE_FILE: join(dir, "state.json"), POWERTOOLS_LOG_LEVEL: "WARN" };
     child = spawn(
       process.execPath,
@@ -261,14 +238,7 @@ describe("sandbox on an already running DynamoDB Local (--dynamodb-endpoint)", (
     const endpoint = inject("dynamodbEndpoint");
     const dir = mkdtempSync(join(tmpdir(), "jitv-sandbox-"));
     const issuerPort = await freePort();
-    // The example template, listing the demo agent at this sandbox's issuer port.
-    const templates = join(dir, "templates");
-    mkdirSync(templates);
-    const example = readFileSync(join(root, "examples", "templates", "s3-reports-read.json"), "utf8");
-    writeFileSync(
-      join(templates, "s3-reports-read.json"),
-      example.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`),
-    );
+    const templates = exampleTemplates(dir, issuerPort, ["s3-reports-read.json"]).dir;
     const sandbox = await startSandbox({
       port: 0,
       issuerPort,

@@ -1,0 +1,35 @@
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+
+const examples = resolve(import.meta.dirname, "../../examples/templates");
+
+/** A free TCP port on 127.0.0.1 (for a sandbox's API or issuers). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/**
+ * Copies example templates into `dir/templates`, pointed at a sandbox whose local issuers listen
+ * on `issuerPort` (the examples name the default 8788), so tests run side by side.
+ * @returns the folder, and the names of the templates copied
+ */
+export function exampleTemplates(
+  dir: string,
+  issuerPort: number,
+  files: readonly string[] = readdirSync(examples).sort(),
+): { dir: string; names: string[] } {
+  const out = join(dir, "templates");
+  mkdirSync(out, { recursive: true });
+  const names: string[] = [];
+  for (const file of files) {
+    const text = readFileSync(join(examples, file), "utf8");
+    writeFileSync(join(out, file), text.replaceAll("127.0.0.1:8788", `127.0.0.1:${issuerPort}`));
+    names.push(JSON.parse(text).name);
+  }
+  return { dir: out, names };
+}
