@@ -10,6 +10,7 @@ import type { TargetAccounts } from "../domain/accounts.js";
 import { DynamoReplayCache } from "../identity/dynamo-replay-cache.js";
 import type { IssuerConfig } from "../identity/issuers.js";
 import { TokenVerifier } from "../identity/verifier.js";
+import { CachedTemplateStore } from "../tasks/cached-template-store.js";
 import { DynamoApprovalStore } from "../tasks/dynamo-approval-store.js";
 import { DynamoInventory } from "../tasks/dynamo-inventory.js";
 import { DynamoVendRateLimiter } from "../tasks/dynamo-rate-limiter.js";
@@ -19,6 +20,7 @@ import type { LifecycleStarter, TaskTokenSender } from "../tasks/lifecycle.js";
 import type { VendRateLimit } from "../tasks/limits.js";
 import { LoggerNotifier } from "../tasks/logger-notifier.js";
 import type { ApprovalNotifier } from "../tasks/notifier.js";
+import type { TemplateStore } from "../tasks/template-store.js";
 import { AccessControl } from "./access.js";
 import { ApprovalService } from "./approval-service.js";
 import { TaskService } from "./task-service.js";
@@ -47,7 +49,8 @@ export interface CoreOptions {
 export interface Core {
   readonly service: TaskService;
   readonly approvals: ApprovalService;
-  readonly templates: DynamoTemplateStore;
+  /** Templates, read through a short-lived cache (its own writes take effect at once). */
+  readonly templates: TemplateStore;
   readonly tasks: DynamoTaskRepository;
   /** Cedar policy sets (versioned, validated on write). */
   readonly policies: DynamoPolicyStore;
@@ -72,7 +75,7 @@ export function composeCore(options: CoreOptions): Core {
   const audit = options.audit ?? new LoggerAuditLog(logger);
   const tasks = new DynamoTaskRepository({ client, tableName, now });
   const { targetAccounts } = options;
-  const templates = new DynamoTemplateStore({ client, tableName, targetAccounts });
+  const templates = new CachedTemplateStore(new DynamoTemplateStore({ client, tableName, targetAccounts }));
   const policies = new DynamoPolicyStore({ client, tableName, now });
   const inventory = new DynamoInventory({ client, tableName, now });
   // One engine decides every action: the built-in baseline policies, the stored Cedar policy

@@ -140,15 +140,24 @@ export class TaskService {
       taskId: task.taskId,
       ...admitted.allowed,
     });
-    // Best effort: the registry feeds the inventory, never a decision.
-    await this.#d.agents
-      ?.recordAgentSeen(
+    // Best effort, and off the critical path: the registry feeds the inventory, never a decision,
+    // so it runs beside scheduling and issuing and is only awaited before answering.
+    const registered = (
+      this.#d.agents?.recordAgentSeen(
         agentRef(agent, agent.zone),
         new Date(task.createdAt),
         admitted.who.tenant ? { tenant: admitted.who.tenant } : {},
-      )
-      .catch(() => undefined);
+      ) ?? Promise.resolve()
+    ).catch(() => undefined);
+    try {
+      return await this.#scheduleAndIssue(task, admitted, options);
+    } finally {
+      await registered;
+    }
+  }
 
+  async #scheduleAndIssue(task: Task, admitted: Admission, options: VendOptions): Promise<VendResult> {
+    const { template } = admitted;
     await this.#schedule(task, admitted);
     if (task.status === "pending_approval") {
       this.#d.audit.record({
