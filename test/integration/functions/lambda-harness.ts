@@ -7,7 +7,13 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Context } from "aws-lambda";
 import { inject, vi } from "vitest";
+import { newTaskId } from "../../../lib/domain/ids.js";
+import type { Task } from "../../../lib/domain/task.js";
+import { parseTemplate } from "../../../lib/domain/template.js";
+import type { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
+import type { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
 import { LIFECYCLE_ASL_PATH } from "../../../lib/tasks/lifecycle.js";
+import { makeTask } from "../tasks/fixtures.js";
 
 const FIXTURES = new URL("../../fixtures/aws-events/", import.meta.url);
 const PLACEHOLDER = /<[A-Za-z][A-Za-z-]*>/g;
@@ -136,4 +142,36 @@ export function aslPayloadKeys(state: string): string[] {
   return Object.keys(payload)
     .map((key) => key.replace(/\.\$$/, ""))
     .sort();
+}
+
+let seededRoles = 0;
+
+/**
+ * A task on a template and target role of its own (so each revocation policy holds exactly one
+ * task), written with its TTL lease as the vend path writes it.
+ */
+export async function seedTask(
+  stores: { readonly templates: DynamoTemplateStore; readonly tasks: DynamoTaskRepository },
+  secrets: readonly { readonly arn: string; readonly rotateOnEnd?: boolean }[],
+  overrides: Partial<Task> = {},
+): Promise<Task & { roleName: string }> {
+  seededRoles += 1;
+  const roleName = `reports-reader-${randomUUID().slice(0, 8)}-${seededRoles}`;
+  const roleArn = `arn:aws:iam::123456789012:role/jitv/${roleName}`;
+  const template = `reports-read-${seededRoles}-${roleName.slice(15, 23)}`;
+  await stores.templates.put(
+    parseTemplate({
+      name: template,
+      zone: "workforce",
+      roleArn,
+      sessionPolicy: {
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::reports/*" }],
+      },
+      secrets,
+    }),
+  );
+  const task = makeTask({ taskId: newTaskId(), template, roleArn, issuedCount: 1, ...overrides });
+  await stores.tasks.create(task);
+  return { ...task, roleName };
 }

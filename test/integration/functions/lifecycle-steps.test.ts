@@ -14,12 +14,10 @@ import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { newTaskId } from "../../../lib/domain/ids.js";
 import type { Task } from "../../../lib/domain/task.js";
-import { parseTemplate } from "../../../lib/domain/template.js";
 import { pruneLeaseKey, revocationKey, toEpochSeconds } from "../../../lib/store/table.js";
 import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
-import { makeTask } from "../tasks/fixtures.js";
 import {
   aslPayloadKeys,
   auditEvents,
@@ -27,6 +25,7 @@ import {
   emfMetricNames,
   lambdaContext,
   loadEvent,
+  seedTask as seedTaskOn,
   setLambdaEnvironment,
 } from "./lambda-harness.js";
 
@@ -63,7 +62,6 @@ let tasks: DynamoTaskRepository;
 let templates: DynamoTemplateStore;
 let restoreEnv: () => void;
 let logs: ReturnType<typeof captureLogs>;
-let roles = 0;
 
 beforeAll(async () => {
   table = await createTestTable();
@@ -115,38 +113,16 @@ beforeEach(() => {
   logs = captureLogs();
 });
 
-/**
- * A task on a template and target role of its own (so each revocation policy holds exactly
- * one task), written with its TTL lease as the vend path writes it.
- */
-async function seedTask(overrides: Partial<Task> = {}): Promise<Task & { roleName: string }> {
-  roles += 1;
-  const roleName = `reports-reader-${roles}`;
-  const roleArn = `arn:aws:iam::123456789012:role/jitv/${roleName}`;
-  const template = `reports-read-${roles}`;
-  await templates.put(
-    parseTemplate({
-      name: template,
-      zone: "workforce",
-      roleArn,
-      sessionPolicy: {
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::reports/*" }],
-      },
-      secrets: [{ arn: SECRET_ARN }, { arn: KEPT_SECRET_ARN, rotateOnEnd: false }],
-    }),
+/** A task on a template and role of its own, its credentials still live for 10 minutes. */
+function seedTask(overrides: Partial<Task> = {}): Promise<Task & { roleName: string }> {
+  return seedTaskOn(
+    { templates, tasks },
+    [{ arn: SECRET_ARN }, { arn: KEPT_SECRET_ARN, rotateOnEnd: false }],
+    {
+      lastCredentialExpiry: new Date(Date.now() + 10 * 60_000).toISOString(),
+      ...overrides,
+    },
   );
-  const now = Date.now();
-  const task = makeTask({
-    taskId: newTaskId(),
-    template,
-    roleArn,
-    issuedCount: 1,
-    lastCredentialExpiry: new Date(now + 10 * 60_000).toISOString(),
-    ...overrides,
-  });
-  await tasks.create(task);
-  return { ...task, roleName };
 }
 
 function invoke(handler: AnyHandler, event: unknown, functionName: string) {

@@ -15,9 +15,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import "aws-sdk-client-mock-vitest/extend";
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { newTaskId } from "../../../lib/domain/ids.js";
 import type { Task } from "../../../lib/domain/task.js";
-import { parseTemplate } from "../../../lib/domain/template.js";
 import {
   leaseKey,
   pruneLeaseItem,
@@ -28,13 +26,13 @@ import {
 import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
-import { makeTask } from "../tasks/fixtures.js";
 import {
   auditEvents,
   captureLogs,
   emfMetricNames,
   lambdaContext,
   loadEvent,
+  seedTask as seedTaskOn,
   setLambdaEnvironment,
 } from "./lambda-harness.js";
 
@@ -57,7 +55,6 @@ let tasks: DynamoTaskRepository;
 let templates: DynamoTemplateStore;
 let restoreEnv: () => void;
 let logs: ReturnType<typeof captureLogs>;
-let roles = 0;
 
 beforeAll(async () => {
   table = await createTestTable();
@@ -96,26 +93,8 @@ beforeEach(() => {
 });
 
 /** A task (with its TTL lease) on a template and target role of its own. */
-async function seedTask(overrides: Partial<Task> = {}): Promise<Task & { roleName: string }> {
-  roles += 1;
-  const roleName = `reports-reader-${roles}`;
-  const roleArn = `arn:aws:iam::123456789012:role/jitv/${roleName}`;
-  const template = `reports-read-${roles}`;
-  await templates.put(
-    parseTemplate({
-      name: template,
-      zone: "workforce",
-      roleArn,
-      sessionPolicy: {
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::reports/*" }],
-      },
-      secrets: [{ arn: SECRET_ARN }],
-    }),
-  );
-  const task = makeTask({ taskId: newTaskId(), template, roleArn, issuedCount: 1, ...overrides });
-  await tasks.create(task);
-  return { ...task, roleName };
+function seedTask(overrides: Partial<Task> = {}): Promise<Task & { roleName: string }> {
+  return seedTaskOn({ templates, tasks }, [{ arn: SECRET_ARN }], overrides);
 }
 
 /** An active task whose deadline (and last credential) passed `minutesAgo` minutes ago. */
