@@ -11,3 +11,31 @@ describe("the lifecycle diagram in docs/architecture.md", () => {
     expect(readme).toContain(`\`\`\`mermaid\n${diagram}\n\`\`\``);
   });
 });
+
+describe("aslToMermaid", () => {
+  it("draws a Choice's rules and default, and a Task's catches, so no state looks unreachable", () => {
+    const diagram = aslToMermaid({
+      StartAt: "Pick",
+      States: {
+        Pick: {
+          Type: "Choice",
+          Choices: [{ Variable: "$.go", BooleanEquals: true, Next: "Work" }],
+          Default: "Stop",
+        },
+        Work: { Type: "Task", Catch: [{ ErrorEquals: ["States.ALL"], Next: "Stop" }], End: true },
+        Stop: { Type: "Fail" },
+      },
+    });
+    expect(diagram.split("\n")).toEqual([
+      "flowchart TD",
+      "  start((start)) --> Pick",
+      '  Pick["Pick"]',
+      '  Pick -- "$.go = true" --> Work',
+      '  Pick -- "otherwise" --> Stop',
+      '  Work["Work"]',
+      '  Work -- "States.ALL" --> Stop',
+      "  Work --> done((end))",
+      '  Stop[/"Stop"/]',
+    ]);
+  });
+});
