@@ -25,6 +25,8 @@ Security teams (--table = the stack's TableName output, or $JITV_TABLE_NAME;
   jitv task revoke TASK_ID --reason TEXT       with an admin token
 
 The token defaults to $JITV_TOKEN, the API to $JITV_API or http://127.0.0.1:8787.
+Exit status: 0 ok, 1 the API refused (its HTTP status and error code on stderr), 2 usage,
+3 the API could not be reached.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -60,6 +62,8 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`jitv: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    // A CliError says which: 1 the API refused, 2 usage, 3 the API unreachable.
+    const code = (err as { exitCode?: unknown }).exitCode;
+    process.exitCode = typeof code === "number" ? code : 1;
   },
 );

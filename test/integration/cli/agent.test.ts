@@ -1,0 +1,67 @@
+import { execFile } from "node:child_process";
+import { createServer } from "node:http";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { freePort } from "../../support/sandbox.js";
+
+// The agent-side CLI as run from a shell: one line saying what to do next, and an exit status
+// that says which failure it was (1 refused, 2 usage, 3 unreachable).
+
+const cli = join(resolve(import.meta.dirname, "../../.."), "bin", "jitv.mjs");
+const run = promisify(execFile);
+const env = { PATH: process.env.PATH ?? "" };
+const jitv = (...args: string[]) =>
+  run(process.execPath, [cli, ...args], { env, timeout: 60_000 }).then(
+    (ok) => ({ code: 0, ...ok }),
+    (err: { code: number; stdout: string; stderr: string }) => err,
+  );
+
+describe("jitv (agent commands)", () => {
+  it("answers a usage error with exit 2 and the command's usage, before looking for a token", async () => {
+    const typo = await jitv("vend", "--purpse", "x");
+    expect(typo).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("Unknown option '--purpse'; usage: jitv vend"),
+    });
+    // No JITV_TOKEN in the environment: the missing arguments are what it reports.
+    const bare = await jitv("simulate");
+    expect(bare).toMatchObject({
+      code: 2,
+      stderr: "jitv: usage: jitv simulate TASK_ID ACTION RESOURCE_ARN [--token T] [--api URL]\n",
+    });
+  });
+
+  it("names an unreachable API and what to do, exit 3", async () => {
+    const api = `http://127.0.0.1:${await freePort()}`;
+    const res = await jitv("vend", "--template", "x", "--token", "t", "--api", api);
+    expect(res).toMatchObject({
+      code: 3,
+      stderr: `jitv: cannot reach the jitv API at ${api} (ECONNREFUSED): start the sandbox with npm start, or point --api / JITV_API at your deployment\n`,
+    });
+  });
+
+  it("shows the HTTP status and error code of a refusal on stderr, exit 1", async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "not_found", message: "unknown template" } }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const { port } = server.address() as { port: number };
+    try {
+      const res = await jitv(
+        "vend",
+        "--template",
+        "nope",
+        "--token",
+        "t",
+        "--api",
+        `http://127.0.0.1:${port}`,
+      );
+      expect(res).toMatchObject({ code: 1, stderr: "jitv: HTTP 404 not_found: unknown template\n" });
+      expect(JSON.parse(res.stdout)).toEqual({ error: { code: "not_found", message: "unknown template" } });
+    } finally {
+      server.close();
+    }
+  });
+});
