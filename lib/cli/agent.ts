@@ -172,7 +172,8 @@ async function request(
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    const cause = (error as { cause?: { code?: string; errors?: { code?: string }[]; message?: string } }).cause;
+    const cause = (error as { cause?: { code?: string; errors?: { code?: string }[]; message?: string } })
+      .cause;
     const reason = cause?.code ?? cause?.errors?.[0]?.code ?? cause?.message ?? (error as Error).message;
     throw new CliError(
       `cannot reach the jitv API at ${api} (${reason}): start the sandbox with npm start, or point --api / JITV_API at your deployment`,
