@@ -8,6 +8,7 @@ import {
   Role,
 } from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
+import { SESSION_TAG_KEYS } from "../../lib/domain/sts-request.js";
 import {
   DEFAULT_OVERFLOW_POLICIES,
   EMPTY_OVERFLOW_DOCUMENT,
@@ -152,7 +153,14 @@ class VendFunctionPrincipal extends ArnPrincipal {
         actions: ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
         principals: [new ArnPrincipal(this.arn)],
         conditions: {
-          Null: Object.fromEntries(REQUIRED_SESSION_TAGS.map((tag) => [`aws:RequestTag/${tag}`, "false"])),
+          // Both tags and a source identity are present: every session is revocable and traced.
+          Null: {
+            ...Object.fromEntries(REQUIRED_SESSION_TAGS.map((tag) => [`aws:RequestTag/${tag}`, "false"])),
+            "sts:SourceIdentity": "false",
+          },
+          // The task tag names a jitv task; no session tag but jitv's own can be set.
+          StringLike: { "aws:RequestTag/jitv:task": "tsk_*" },
+          "ForAllValues:StringEquals": { "aws:TagKeys": Object.values(SESSION_TAG_KEYS) },
         },
       }),
     );

@@ -77,6 +77,12 @@ export interface JitvFunctionProps {
   readonly environment?: Readonly<Record<string, string>>;
   /** @default - unreserved */
   readonly reservedConcurrentExecutions?: number;
+  /**
+   * A fixed name for the function's role, when other accounts' policies name it (the vend
+   * function's role, trusted by every JitTargetRole): replacing the role then keeps its ARN.
+   * @default - a name CloudFormation generates
+   */
+  readonly roleName?: string;
   /** Files copied into the bundle after esbuild ran. @default - none */
   readonly bundledFiles?: readonly BundledFile[];
 }
@@ -107,6 +113,7 @@ export class JitvFunction extends Construct {
     this.role = new Role(this, "Role", {
       assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
       description: `${Stack.of(this).stackName} ${id}: ${props.description}`.slice(0, 1000),
+      ...(props.roleName === undefined ? {} : { roleName: props.roleName }),
     });
     this.role.addToPrincipalPolicy(
       new PolicyStatement({

@@ -515,6 +515,8 @@ export class VendingStack extends Stack {
         [ENV.targetAccounts]: accountsEnv[ENV.targetAccounts],
       },
       bundledFiles: [{ source: props.issuersFile, name: "issuers.json" }],
+      // Stable: every JitTargetRole's trust names this role's ARN, which must survive a replacement.
+      roleName: `jitv-${stage}-vend-${Aws.REGION}`,
     });
     // Task record, lease, idempotency key and active slot (one transaction), replay entries,
     // rate buckets, approvals, task updates; task and agent inventories on the indexes.

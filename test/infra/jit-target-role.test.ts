@@ -83,6 +83,22 @@ describe("JitTargetRole", () => {
     expect(Object.keys(Template.fromStack(fewer).findResources("AWS::IAM::ManagedPolicy"))).toHaveLength(7);
   });
 
+  it("accepts only sessions jitv would ask for: both tags, a source identity, a task id, no other tag key", () => {
+    const stack = stackWith((s) => new JitTargetRole(s, "Reader", { vendFunctionRoleArn: VEND_ROLE }));
+    const [role] = Object.values(Template.fromStack(stack).findResources("AWS::IAM::Role"));
+    expect(role?.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({
+      Null: {
+        "aws:RequestTag/jitv:task": "false",
+        "aws:RequestTag/jitv:agent": "false",
+        "sts:SourceIdentity": "false",
+      },
+      StringLike: { "aws:RequestTag/jitv:task": "tsk_*" },
+      "ForAllValues:StringEquals": {
+        "aws:TagKeys": ["jitv:task", "jitv:agent", "jitv:template", "jitv:user", "jitv:tenant"],
+      },
+    });
+  });
+
   it("takes a permissions boundary, a path, a name and the team's policies", () => {
     const stack = stackWith((s) => {
       const boundary = new ManagedPolicy(s, "Boundary", {

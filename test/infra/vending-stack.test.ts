@@ -940,6 +940,10 @@ describe("VendingStack: alarms and outputs", () => {
     template.hasOutput("TableName", { Value: { Ref: id(stack.table) } });
     template.hasOutput("StateMachineArn", { Value: { Ref: id(stack.stateMachine) } });
     template.hasOutput("VendFunctionRoleArn", { Value: getAtt(id(stack.apiFunction.role)) });
+    // A fixed name, so the ARN every JitTargetRole trusts survives a replacement of the role.
+    expect(resources[id(stack.apiFunction.role)]?.Properties.RoleName).toEqual({
+      "Fn::Join": ["", ["jitv-dev-vend-", { Ref: "AWS::Region" }]],
+    });
   });
 });
 
