@@ -15,6 +15,8 @@ Agents:
   jitv credential-process --template NAME --token-command CMD [--param k=v]... [--api URL]
                                                for AWS config: credential_process = jitv credential-process …
   jitv task get|refresh|complete TASK_ID [--token TOKEN] [--api URL]
+  jitv task approve|deny TASK_ID [--reason TEXT]   as an approver (deny's reason is optional)
+  jitv tasks list [--status S] [--template T] [--limit N]   as an admin: the inventory
   jitv simulate TASK_ID ACTION RESOURCE_ARN    sandbox: would these credentials be allowed now?
 
 Security teams (--table = the stack's TableName output, or $JITV_TABLE_NAME;
@@ -39,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
     case "vend":
     case "credential-process":
     case "task":
+    case "tasks":
     case "simulate":
       return (await import("../lib/cli/agent.js")).agentCommand(command, rest);
     case "templates":

@@ -22,7 +22,8 @@ const USAGE: Record<string, string> = {
   vend: "usage: jitv vend --template NAME [--param k=v]... [--ttl SECONDS] [--purpose TEXT] [--subject-token T] [--idempotency-key K] [--token T] [--api URL]",
   "credential-process":
     "usage: jitv credential-process --template NAME --token-command CMD [--param k=v]... [--api URL]",
-  task: "usage: jitv task get|refresh|complete|revoke TASK_ID [--reason TEXT] [--token T] [--api URL]",
+  task: "usage: jitv task get|refresh|complete|revoke|approve|deny TASK_ID [--reason TEXT] [--token T] [--api URL]",
+  tasks: "usage: jitv tasks list [--status S] [--template T] [--limit N] [--token T] [--api URL]",
   simulate: "usage: jitv simulate TASK_ID ACTION RESOURCE_ARN [--token T] [--api URL]",
 };
 
@@ -41,8 +42,10 @@ export async function agentCommand(command: string, argv: string[]): Promise<num
   // Arguments are checked before the token is looked for.
   if (command === "task") {
     const [sub, taskId] = positionals;
-    if (!sub || !taskId || !["get", "refresh", "complete", "revoke"].includes(sub))
+    if (!sub || !taskId || !["get", "refresh", "complete", "revoke", "approve", "deny"].includes(sub))
       throw new CliError(usage, 2);
+  } else if (command === "tasks") {
+    if (positionals[0] !== "list") throw new CliError(usage, 2);
   } else if (command === "simulate") {
     if (positionals.length < 3) throw new CliError(usage, 2);
   } else if (!values.template) {
@@ -60,10 +63,25 @@ export async function agentCommand(command: string, argv: string[]): Promise<num
       refresh: () => call(`${path}/credentials`, { method: "POST" }),
       complete: () => call(`${path}/complete`, { method: "POST" }),
       revoke: () => call(`${path}/revoke`, { method: "POST", body: { reason: values.reason ?? "" } }),
+      approve: () => call(`${path}/approve`, { method: "POST" }),
+      deny: () =>
+        call(`${path}/deny`, {
+          method: "POST",
+          ...(values.reason === undefined ? {} : { body: { reason: values.reason } }),
+        }),
     };
     const run = sub ? routes[sub] : undefined;
     if (!run) throw new CliError(usage, 2);
     return print(await run());
+  }
+  if (command === "tasks") {
+    const filters: [string, string][] = [];
+    for (const key of ["status", "template", "limit"] as const) {
+      const value = values[key];
+      if (value !== undefined) filters.push([key, value]);
+    }
+    const query = new URLSearchParams(filters).toString();
+    return print(await call(`${api}/v1/tasks${query ? `?${query}` : ""}`));
   }
   if (command === "simulate") {
     const [taskId, action, resource] = positionals;
@@ -147,6 +165,8 @@ function parse(argv: string[]) {
       "token-command": { type: "string" },
       api: { type: "string" },
       reason: { type: "string" },
+      status: { type: "string" },
+      limit: { type: "string" },
     },
   });
 }

@@ -64,4 +64,47 @@ describe("jitv (agent commands)", () => {
       server.close();
     }
   });
+
+  it("approves, denies and lists tasks without curl: the exact requests the API expects", async () => {
+    const seen: { method: string; url: string; body: string; auth: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => {
+        body += chunk;
+      });
+      req.on("end", () => {
+        seen.push({
+          method: req.method ?? "",
+          url: req.url ?? "",
+          body,
+          auth: req.headers.authorization ?? "",
+        });
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ ok: true }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const { port } = server.address() as { port: number };
+    const api = ["--token", "tok", "--api", `http://127.0.0.1:${port}`];
+    try {
+      expect((await jitv("task", "approve", "tsk_1", ...api)).code).toBe(0);
+      expect((await jitv("task", "deny", "tsk_2", "--reason", "not now", ...api)).code).toBe(0);
+      expect((await jitv("task", "deny", "tsk_3", ...api)).code).toBe(0);
+      expect((await jitv("tasks", "list", "--status", "pending_approval", "--limit", "5", ...api)).code).toBe(
+        0,
+      );
+      expect(seen).toEqual([
+        { method: "POST", url: "/v1/tasks/tsk_1/approve", body: "", auth: "Bearer tok" },
+        { method: "POST", url: "/v1/tasks/tsk_2/deny", body: '{"reason":"not now"}', auth: "Bearer tok" },
+        { method: "POST", url: "/v1/tasks/tsk_3/deny", body: "", auth: "Bearer tok" },
+        { method: "GET", url: "/v1/tasks?status=pending_approval&limit=5", body: "", auth: "Bearer tok" },
+      ]);
+      expect(await jitv("tasks", "show", ...api)).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining("usage: jitv tasks list"),
+      });
+    } finally {
+      server.close();
+    }
+  });
 });
