@@ -31,8 +31,34 @@ Exit status: 0 ok, 1 the API refused (its HTTP status and error code on stderr),
 3 the API could not be reached.
 `;
 
+/** `jitv COMMAND --help`: that command's lines of the help text (the one place usage is written). */
+function commandHelp(command: string): string | undefined {
+  const lines = USAGE.split("\n");
+  const start = lines.findIndex(
+    (line) => line.trimStart().startsWith(`jitv ${command} `) || line.trim() === `jitv ${command}`,
+  );
+  if (start < 0) return undefined;
+  const out = [lines[start] as string];
+  // Continuation lines are indented deeper than the command's own line.
+  for (const line of lines.slice(start + 1)) {
+    if (!/^\s{5,}\S/.test(line) || line.trimStart().startsWith("jitv ")) break;
+    out.push(line);
+  }
+  for (const line of lines.slice(start + out.length)) {
+    if (line.trimStart().startsWith(`jitv ${command} `)) out.push(line);
+  }
+  return `${out.join("\n")}\n`;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command && (rest.includes("--help") || rest.includes("-h"))) {
+    const help = commandHelp(command);
+    if (help) {
+      process.stdout.write(help);
+      return 0;
+    }
+  }
   switch (command) {
     case "dev":
       return (await import("../lib/sandbox/cli.js")).devCommand(rest);

@@ -107,4 +107,12 @@ describe("jitv (agent commands)", () => {
       server.close();
     }
   });
+
+  it("answers COMMAND --help with that command's lines of the help text, exit 0", async () => {
+    const vend = await jitv("vend", "--help");
+    expect(vend).toMatchObject({ code: 0, stdout: expect.stringContaining("jitv vend --template NAME") });
+    expect(vend.stdout).not.toContain("jitv templates");
+    const task = await jitv("task", "--help");
+    expect(task.stdout.split("\n").filter((line) => line.trim().startsWith("jitv task "))).toHaveLength(3);
+  });
 });
