@@ -1,6 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
+import { fetchClientCredentialsToken } from "../../lib/sandbox/client-credentials.js";
+import type { Sandbox } from "../../lib/sandbox/sandbox.js";
 
 const examples = resolve(import.meta.dirname, "../../examples/templates");
 
@@ -32,4 +34,33 @@ export function exampleTemplates(
     names.push(JSON.parse(text).name);
   }
   return { dir: out, names };
+}
+
+/**
+ * A fresh token of one of the sandbox's demo identities, from its local issuer; with `forAgent`,
+ * a customer user's delegation token for that agent.
+ */
+export function sandboxToken(sandbox: Sandbox, name: string, forAgent?: string): Promise<string> {
+  const client = sandbox.state.clients[name];
+  if (!client) throw new Error(`no sandbox client ${name}`);
+  const endpoint = forAgent === undefined ? client.tokenEndpoint : client.delegationEndpoint;
+  if (!endpoint) throw new Error(`${name} cannot delegate`);
+  return fetchClientCredentialsToken({
+    tokenEndpoint: endpoint,
+    clientId: name,
+    clientSecret: client.secret,
+    ...(forAgent === undefined ? {} : { actor: forAgent }),
+  });
+}
+
+/** `POST /v1/tasks` on the sandbox as `agent`, with a fresh token. */
+export async function sandboxVend(sandbox: Sandbox, agent: string, body: unknown): Promise<Response> {
+  return fetch(`${sandbox.apiUrl}/v1/tasks`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${await sandboxToken(sandbox, agent)}`,
+      "content-type": "application/json",
+    },
+    body: JSON.stringify(body),
+  });
 }

@@ -2,9 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
-import { exampleTemplates, freePort } from "../../support/sandbox.js";
+import { exampleTemplates, freePort, sandboxToken } from "../../support/sandbox.js";
 
 // The example Cedar policies, stored at sandbox start, deciding real vends.
 
@@ -12,16 +11,7 @@ const root = resolve(import.meta.dirname, "../../..");
 
 describe("Cedar policies in the sandbox", () => {
   let sandbox: Sandbox;
-  const token = (name: string, forAgent?: string) => {
-    const client = sandbox.state.clients[name];
-    if (!client) throw new Error(name);
-    return fetchClientCredentialsToken({
-      tokenEndpoint: (forAgent === undefined ? client.tokenEndpoint : client.delegationEndpoint) ?? "",
-      clientId: name,
-      clientSecret: client.secret,
-      ...(forAgent === undefined ? {} : { actor: forAgent }),
-    });
-  };
+  const token = (name: string, forAgent?: string) => sandboxToken(sandbox, name, forAgent);
   const vend = async (as: string, body: Record<string, unknown>) => {
     const res = await fetch(`${sandbox.apiUrl}/v1/tasks`, {
       method: "POST",

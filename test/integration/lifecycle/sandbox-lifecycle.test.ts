@@ -6,11 +6,11 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { DeleteCommand, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { handleTtlRecords } from "../../../lib/app/ttl-backstop.js";
-import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { SANDBOX_TABLE, type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
 import { toLambdaRecord } from "../../../lib/sandbox/stream-poller.js";
 import { leaseKey, pruneLeaseKey, revocationKey } from "../../../lib/store/table.js";
 import { asTtlDeletion, localClientConfig, readStream } from "../../support/dynamodb.js";
+import { sandboxToken } from "../../support/sandbox.js";
 
 // The lifecycle end to end in the sandbox: DynamoDB Local (real TTL and stream), the real
 // ASL run by aws-local-stepfunctions, the real local issuer, the HTTP API.
@@ -71,16 +71,7 @@ class Client {
 
   /** A token of a demo identity; with `forAgent`, a customer user's delegation token for that agent. */
   token(name: string, forAgent?: string): Promise<string> {
-    const client = this.sandbox.state.clients[name];
-    if (!client) throw new Error(`no sandbox client ${name}`);
-    const endpoint = forAgent === undefined ? client.tokenEndpoint : client.delegationEndpoint;
-    if (!endpoint) throw new Error(`${name} cannot delegate`);
-    return fetchClientCredentialsToken({
-      tokenEndpoint: endpoint,
-      clientId: name,
-      clientSecret: client.secret,
-      ...(forAgent === undefined ? {} : { actor: forAgent }),
-    });
+    return sandboxToken(this.sandbox, name, forAgent);
   }
 
   async call(method: string, path: string, options: { as?: string; body?: unknown } = {}) {

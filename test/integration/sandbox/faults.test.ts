@@ -4,12 +4,11 @@ import { join, resolve } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
-import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { parseFaultSpec } from "../../../lib/sandbox/faults.js";
 import { SANDBOX_TABLE, startSandbox } from "../../../lib/sandbox/sandbox.js";
 import { leaseKey, taskKey } from "../../../lib/store/table.js";
 import { seeded } from "../../support/random.js";
-import { exampleTemplates, freePort } from "../../support/sandbox.js";
+import { exampleTemplates, freePort, sandboxVend } from "../../support/sandbox.js";
 
 // The invariant under injected faults (CONTRACT.md sections 6 and 7): every 201 carries credentials
 // whose task is durable, active, with a live lease and a running lifecycle; every failure is the
@@ -52,20 +51,9 @@ describe("--faults", () => {
       }),
     );
     try {
-      const agent = sandbox.state.clients["demo-agent"];
-      if (!agent) throw new Error("no demo agent");
       const statuses: number[] = [];
       for (let i = 0; i < 40; i++) {
-        const token = await fetchClientCredentialsToken({
-          tokenEndpoint: agent.tokenEndpoint,
-          clientId: "demo-agent",
-          clientSecret: agent.secret,
-        });
-        const res = await fetch(`${sandbox.apiUrl}/v1/tasks`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-          body: JSON.stringify({ template: "s3-reports-read" }),
-        });
+        const res = await sandboxVend(sandbox, "demo-agent", { template: "s3-reports-read" });
         const body = (await res.json()) as {
           taskId?: string;
           credentials?: unknown;

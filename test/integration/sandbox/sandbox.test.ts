@@ -5,9 +5,8 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { fetchClientCredentialsToken } from "../../../lib/sandbox/client-credentials.js";
 import { startSandbox } from "../../../lib/sandbox/sandbox.js";
-import { exampleTemplates, freePort } from "../../support/sandbox.js";
+import { exampleTemplates, freePort, sandboxVend } from "../../support/sandbox.js";
 import { startTestIssuer } from "../../support/test-issuer.js";
 
 const root = resolve(import.meta.dirname, "../../..");
@@ -249,18 +248,7 @@ describe("sandbox on an already running DynamoDB Local (--dynamodb-endpoint)", (
     });
     try {
       expect(sandbox.dynamodbEndpoint).toBe(endpoint);
-      const agent = sandbox.state.clients["demo-agent"];
-      if (!agent) throw new Error("no demo agent");
-      const token = await fetchClientCredentialsToken({
-        tokenEndpoint: agent.tokenEndpoint,
-        clientId: "demo-agent",
-        clientSecret: agent.secret,
-      });
-      const res = await fetch(`${sandbox.apiUrl}/v1/tasks`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify({ template: "s3-reports-read" }),
-      });
+      const res = await sandboxVend(sandbox, "demo-agent", { template: "s3-reports-read" });
       expect(res.status).toBe(201);
     } finally {
       await sandbox.close();
