@@ -1,3 +1,4 @@
+import type { TaskLifecycle } from "../../lib/app/lifecycle-steps.js";
 /**
  * In-memory fakes of the ports the app services use, for fast unit tests. Each mirrors the
  * documented semantics of its DynamoDB (or AWS) adapter, records the calls it receives, and can be
@@ -645,4 +646,19 @@ function idempotencyKeyOf(agent: AgentRef, key: string): string {
 
 function toEpochSeconds(time: string): number {
   return Math.ceil(Date.parse(time) / 1000);
+}
+
+/** The TTL backstop's view of the lifecycle, recording what it is asked to do (failing for `failOn`). */
+export function recordingBackstopLifecycle(failOn?: string): { lifecycle: TaskLifecycle; calls: string[] } {
+  const calls: string[] = [];
+  const lifecycle = {
+    backstop: async ({ taskId }: { taskId: string }) => {
+      if (taskId === failOn) throw new Error("IAM unavailable");
+      calls.push(`backstop ${taskId}`);
+    },
+    prune: async ({ roleArn, taskId }: { roleArn: string; taskId: string }) => {
+      calls.push(`prune ${roleArn} ${taskId}`);
+    },
+  } as unknown as TaskLifecycle;
+  return { lifecycle, calls };
 }

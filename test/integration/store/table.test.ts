@@ -4,7 +4,6 @@ import type { _Record as StreamRecord } from "@aws-sdk/client-dynamodb-streams";
 import { DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { TaskLifecycle } from "../../../lib/app/lifecycle-steps.js";
 import { handleTtlRecords } from "../../../lib/app/ttl-backstop.js";
 import { toLambdaRecord } from "../../../lib/sandbox/stream-poller.js";
 import {
@@ -25,6 +24,7 @@ import {
   readStream,
   type TestTable,
 } from "../../support/dynamodb.js";
+import { recordingBackstopLifecycle } from "../../support/fakes.js";
 import { makeTask } from "../tasks/fixtures.js";
 
 describe("ensureTable", () => {
@@ -87,21 +87,6 @@ describe("lease REMOVE records on DynamoDB Local's stream, handed to the TTL bac
     table = await createTestTable();
   });
 
-  /** The backstop's lifecycle, recording what it is asked to do. */
-  function recordingLifecycle(failOn?: string) {
-    const calls: string[] = [];
-    const lifecycle = {
-      backstop: async ({ taskId }: { taskId: string }) => {
-        if (taskId === failOn) throw new Error("IAM unavailable");
-        calls.push(`backstop ${taskId}`);
-      },
-      prune: async ({ roleArn, taskId }: { roleArn: string; taskId: string }) => {
-        calls.push(`prune ${roleArn} ${taskId}`);
-      },
-    } as unknown as TaskLifecycle;
-    return { lifecycle, calls };
-  }
-
   // DynamoDB Local's TTL sweep is real time (one end-to-end test waits for it, in
   // test/integration/lifecycle/sandbox-lifecycle.test.ts). Here the lease is deleted by hand and
   // its real REMOVE record read back; the sweep's record differs only by the identity DynamoDB
@@ -125,7 +110,7 @@ describe("lease REMOVE records on DynamoDB Local's stream, handed to the TTL bac
     });
 
     // A delete by a user is no expiry: nothing runs.
-    const ignored = recordingLifecycle();
+    const ignored = recordingBackstopLifecycle();
     await expect(handleTtlRecords([toLambdaRecord(byUser)], ignored.lifecycle)).resolves.toEqual({
       batchItemFailures: [],
     });
@@ -133,14 +118,14 @@ describe("lease REMOVE records on DynamoDB Local's stream, handed to the TTL bac
 
     // The same record as the TTL sweep writes it: the backstop runs for exactly this task.
     const byTtl = asTtlDeletion(byUser);
-    const handled = recordingLifecycle();
+    const handled = recordingBackstopLifecycle();
     await expect(handleTtlRecords([toLambdaRecord(byTtl)], handled.lifecycle)).resolves.toEqual({
       batchItemFailures: [],
     });
     expect(handled.calls).toEqual([`backstop ${task.taskId}`]);
 
     // A failing backstop hands the record's own sequence number back for Lambda to retry.
-    const failing = recordingLifecycle(task.taskId);
+    const failing = recordingBackstopLifecycle(task.taskId);
     await expect(handleTtlRecords([toLambdaRecord(byTtl)], failing.lifecycle)).resolves.toEqual({
       batchItemFailures: [{ itemIdentifier: byUser.dynamodb?.SequenceNumber }],
     });
@@ -158,7 +143,7 @@ describe("lease REMOVE records on DynamoDB Local's stream, handed to the TTL bac
         r.eventName === "REMOVE" && r.dynamodb?.Keys?.sk?.S === key.sk && r.dynamodb?.Keys?.pk?.S === key.pk,
     );
     expect(record?.dynamodb?.OldImage).toEqual(marshall(lease));
-    const { lifecycle, calls } = recordingLifecycle();
+    const { lifecycle, calls } = recordingBackstopLifecycle();
     await expect(
       handleTtlRecords([toLambdaRecord(asTtlDeletion(record as StreamRecord))], lifecycle),
     ).resolves.toEqual({ batchItemFailures: [] });

@@ -1,7 +1,7 @@
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { describe, expect, it } from "vitest";
-import type { TaskLifecycle } from "../../../lib/app/lifecycle-steps.js";
 import { handleTtlRecords, isTtlLeaseExpiry, type TtlStreamRecord } from "../../../lib/app/ttl-backstop.js";
+import { recordingBackstopLifecycle } from "../../support/fakes.js";
 
 const ttl = { type: "Service", principalId: "dynamodb.amazonaws.com" };
 const record = (
@@ -13,20 +13,6 @@ const record = (
   ...(identity === "none" ? {} : { userIdentity: identity }),
   dynamodb: { SequenceNumber: seq, OldImage: marshall(image) as Record<string, unknown> },
 });
-
-function fakeLifecycle(failOn?: string) {
-  const calls: string[] = [];
-  const lifecycle = {
-    backstop: async ({ taskId }: { taskId: string }) => {
-      if (taskId === failOn) throw new Error("IAM unavailable");
-      calls.push(`backstop ${taskId}`);
-    },
-    prune: async ({ roleArn, taskId }: { roleArn: string; taskId: string }) => {
-      calls.push(`prune ${roleArn} ${taskId}`);
-    },
-  } as unknown as TaskLifecycle;
-  return { lifecycle, calls };
-}
 
 describe("the TTL stream backstop", () => {
   it("acts only on leases removed by the TTL service", () => {
@@ -40,7 +26,7 @@ describe("the TTL stream backstop", () => {
   });
 
   it("runs the task backstop for task leases and pruning for prune leases", async () => {
-    const { lifecycle, calls } = fakeLifecycle();
+    const { lifecycle, calls } = recordingBackstopLifecycle();
     const out = await handleTtlRecords(
       [
         record("1", { type: "lease", leaseKind: "task", taskId: "tsk_a" }),
@@ -54,7 +40,7 @@ describe("the TTL stream backstop", () => {
   });
 
   it("reports the failed record and every later one as batch item failures", async () => {
-    const { lifecycle, calls } = fakeLifecycle("tsk_b");
+    const { lifecycle, calls } = recordingBackstopLifecycle("tsk_b");
     const out = await handleTtlRecords(
       [
         record("1", { type: "lease", leaseKind: "task", taskId: "tsk_a" }),
