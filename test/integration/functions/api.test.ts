@@ -16,7 +16,9 @@ import { parseTemplate } from "../../../lib/domain/template.js";
 import { templateKey } from "../../../lib/store/table.js";
 import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
+import { recordAwsCalls } from "../../support/aws-calls.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
+import { callsNotAllowed } from "../../support/function-roles.js";
 import { startTestIssuer, type TestIssuer } from "../../support/test-issuer.js";
 import {
   auditEvents,
@@ -33,6 +35,7 @@ import {
 const sts = mockClient(STSClient);
 const sfn = mockClient(SFNClient);
 const eventBridge = mockClient(EventBridgeClient);
+const recorder = recordAwsCalls(sts, sfn, eventBridge);
 
 const STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:jitv-task-lifecycle";
 const EVENT_BUS = "jitv-approvals";
@@ -107,10 +110,11 @@ beforeAll(async () => {
     JITV_EVENT_BUS_NAME: EVENT_BUS,
   });
   vi.resetModules();
-  ({ handler } = await import("../../../functions/api.js"));
+  handler = recorder.attribute("functions/api.ts", (await import("../../../functions/api.js")).handler);
 });
 
 afterAll(async () => {
+  recorder.restore();
   vi.restoreAllMocks();
   restoreEnv?.();
   await agents?.close();
@@ -512,5 +516,14 @@ describe("GET /v1/tasks/{taskId} through the Lambda handler", () => {
     });
     expectContractError(await invoke(stranger), 404, "not_found", stranger.requestContext.requestId);
     expect(sfn).not.toHaveReceivedCommand(SendTaskSuccessCommand);
+  });
+});
+
+describe("the function's IAM role (cdk synth)", () => {
+  it("allows every AWS call the handler made in the tests above", async () => {
+    const actions = new Set(recorder.calls().map((call) => call.action));
+    expect(actions).toContain("sts:AssumeRole");
+    expect(actions).toContain("states:StartExecution");
+    expect(await callsNotAllowed(recorder.calls())).toEqual([]);
   });
 });

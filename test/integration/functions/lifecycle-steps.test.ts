@@ -17,7 +17,9 @@ import type { Task } from "../../../lib/domain/task.js";
 import { pruneLeaseKey, revocationKey, toEpochSeconds } from "../../../lib/store/table.js";
 import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
+import { recordAwsCalls } from "../../support/aws-calls.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
+import { callsNotAllowed } from "../../support/function-roles.js";
 import {
   aslPayloadKeys,
   auditEvents,
@@ -37,6 +39,7 @@ import {
 const iam = mockClient(IAMClient);
 const secretsManager = mockClient(SecretsManagerClient);
 const sfn = mockClient(SFNClient);
+const recorder = recordAwsCalls(iam, secretsManager, sfn);
 
 /** A Lambda handler of functions/, whatever event type it declares. */
 type AnyHandler = (event: never, context: Context) => Promise<unknown>;
@@ -69,16 +72,38 @@ beforeAll(async () => {
   templates = new DynamoTemplateStore({ client: table.doc, tableName: table.tableName });
   restoreEnv = setLambdaEnvironment({ JITV_TABLE_NAME: table.tableName });
   vi.resetModules();
-  handlers.registerTaskToken = (await import("../../../functions/register-task-token.js")).handler;
-  handlers.registerApprovalToken = (await import("../../../functions/register-approval-token.js")).handler;
-  handlers.approvalRefused = (await import("../../../functions/approval-refused.js")).handler;
-  handlers.revokeTask = (await import("../../../functions/revoke-task.js")).handler;
-  handlers.rotateTaskSecrets = (await import("../../../functions/rotate-task-secrets.js")).handler;
-  handlers.closeTask = (await import("../../../functions/close-task.js")).handler;
-  handlers.lifecycleFailed = (await import("../../../functions/lifecycle-failed.js")).handler;
+  handlers.registerTaskToken = recorder.attribute(
+    "functions/register-task-token.ts",
+    (await import("../../../functions/register-task-token.js")).handler,
+  );
+  handlers.registerApprovalToken = recorder.attribute(
+    "functions/register-approval-token.ts",
+    (await import("../../../functions/register-approval-token.js")).handler,
+  );
+  handlers.approvalRefused = recorder.attribute(
+    "functions/approval-refused.ts",
+    (await import("../../../functions/approval-refused.js")).handler,
+  );
+  handlers.revokeTask = recorder.attribute(
+    "functions/revoke-task.ts",
+    (await import("../../../functions/revoke-task.js")).handler,
+  );
+  handlers.rotateTaskSecrets = recorder.attribute(
+    "functions/rotate-task-secrets.ts",
+    (await import("../../../functions/rotate-task-secrets.js")).handler,
+  );
+  handlers.closeTask = recorder.attribute(
+    "functions/close-task.ts",
+    (await import("../../../functions/close-task.js")).handler,
+  );
+  handlers.lifecycleFailed = recorder.attribute(
+    "functions/lifecycle-failed.ts",
+    (await import("../../../functions/lifecycle-failed.js")).handler,
+  );
 });
 
 afterAll(() => {
+  recorder.restore();
   vi.restoreAllMocks();
   restoreEnv?.();
 });
@@ -384,5 +409,25 @@ describe("lifecycle-failed (LifecycleFailed)", () => {
       RevocationFailed: 1,
     });
     expect(auditEvents(lines).map((e) => e.event)).toEqual(["task.revocation_failed"]);
+  });
+});
+
+describe("each function's IAM role (cdk synth)", () => {
+  it("allows every AWS call its handler made in the tests above, and each handler made some", async () => {
+    const entries = new Set(recorder.calls().map((call) => call.entry));
+    expect([...entries].sort()).toEqual(
+      Object.keys(handlers)
+        .map((key) => `functions/${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}.ts`)
+        .sort(),
+    );
+    expect(await callsNotAllowed(recorder.calls())).toEqual([]);
+    // The check itself can fail: a call outside a role (close-task writes no IAM) is named.
+    const stray = { entry: "functions/close-task.ts", action: "iam:PutRolePolicy", input: {} };
+    expect(await callsNotAllowed([stray])).toEqual(["functions/close-task.ts: iam:PutRolePolicy"]);
+    // …and so is a call mapped to an action IAM does not have (transactions have none of their own).
+    const unknown = { entry: "functions/close-task.ts", action: "dynamodb:TransactWriteItems", input: {} };
+    expect(await callsNotAllowed([{ ...unknown, action: "dynamodb:TransactItems" }])).toEqual([
+      "functions/close-task.ts: dynamodb:TransactItems (no such IAM action)",
+    ]);
   });
 });

@@ -25,7 +25,9 @@ import {
 } from "../../../lib/store/table.js";
 import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
+import { recordAwsCalls } from "../../support/aws-calls.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
+import { callsNotAllowed } from "../../support/function-roles.js";
 import {
   auditEvents,
   captureLogs,
@@ -44,6 +46,7 @@ import {
 const iam = mockClient(IAMClient);
 const secretsManager = mockClient(SecretsManagerClient);
 const sfn = mockClient(SFNClient);
+const recorder = recordAwsCalls(iam, secretsManager, sfn);
 
 const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jitv/reports-db-AbCdEf";
 
@@ -62,11 +65,15 @@ beforeAll(async () => {
   templates = new DynamoTemplateStore({ client: table.doc, tableName: table.tableName });
   restoreEnv = setLambdaEnvironment({ JITV_TABLE_NAME: table.tableName });
   vi.resetModules();
-  const streamHandler: TtlStreamHandler = (await import("../../../functions/ttl-stream.js")).handler;
+  const streamHandler: TtlStreamHandler = recorder.attribute(
+    "functions/ttl-stream.ts",
+    (await import("../../../functions/ttl-stream.js")).handler,
+  );
   handler = (event) => streamHandler(event, lambdaContext("jitv-ttl-stream"));
 });
 
 afterAll(() => {
+  recorder.restore();
   vi.restoreAllMocks();
   restoreEnv?.();
 });
@@ -303,5 +310,12 @@ describe("a prune lease deleted by DynamoDB's TTL", () => {
       taskId: task.taskId,
       roleArn: task.roleArn,
     });
+  });
+});
+
+describe("the function's IAM role (cdk synth)", () => {
+  it("allows every AWS call the handler made in the tests above", async () => {
+    expect(new Set(recorder.calls().map((call) => call.action))).toContain("iam:PutRolePolicy");
+    expect(await callsNotAllowed(recorder.calls())).toEqual([]);
   });
 });
