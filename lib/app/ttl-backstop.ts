@@ -1,5 +1,6 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
+import type { OverdueTasks } from "../tasks/overdue-tasks.js";
 import type { TaskLifecycle } from "./lifecycle-steps.js";
 
 /** The parts of a DynamoDB stream record (Lambda event shape) the backstop reads. */
@@ -69,4 +70,38 @@ export async function handleTtlRecords(
     }
   }
   return { batchItemFailures: [] };
+}
+
+/** How late a task must be before the sweeper steps in (the state machine and TTL go first). */
+export const SWEEP_DEFAULTS = {
+  /** A live task this long past its deadline was missed by both the state machine and the TTL stream. */
+  overdueAfterSeconds: 120,
+  /** An ended task this long without being closed has a lifecycle that died or gave up. */
+  unclosedAfterSeconds: 900,
+} as const;
+
+/**
+ * The scheduled sweep behind the TTL backstop: every task the lifecycle should have finished
+ * with by now (see {@link OverdueTasks}) goes through the backstop (ended, revoked, secrets
+ * rotated, closed). It covers what the stream could not: a batch in the TTL DLQ, a lease TTL
+ * that DynamoDB has not deleted yet, a lifecycle that died. One task failing does not stop the
+ * others; the failed ones are returned (and found again by the next sweep).
+ */
+export async function sweepOverdueTasks(props: {
+  readonly overdue: OverdueTasks;
+  readonly lifecycle: Pick<TaskLifecycle, "backstop">;
+  readonly now?: Date;
+}): Promise<{ swept: string[]; failed: string[] }> {
+  const tasks = await props.overdue.list({ now: props.now ?? new Date(), ...SWEEP_DEFAULTS });
+  const swept: string[] = [];
+  const failed: string[] = [];
+  for (const task of tasks) {
+    try {
+      await props.lifecycle.backstop({ taskId: task.taskId });
+      swept.push(task.taskId);
+    } catch {
+      failed.push(task.taskId);
+    }
+  }
+  return { swept, failed };
 }
