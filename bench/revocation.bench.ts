@@ -57,9 +57,13 @@ async function endTasks(role: string, count: number) {
   return { ids, firstFallbackAt, ms: performance.now() - t0 };
 }
 
+// With --json: one JSON object on stdout (the bench protocol), no lines.
+const asJson = process.argv.includes("--json");
+const say = asJson ? () => undefined : (line: string) => console.log(line);
+
 try {
   const capacity = await endTasks("arn:aws:iam::123456789012:role/jitv/bench-capacity", 3000);
-  console.log(
+  say(
     `revocation capacity          ended tasks listed on one role before the dated cutoff: ${
       capacity.firstFallbackAt === undefined
         ? "more than 3000"
@@ -78,9 +82,22 @@ try {
     (d) => d === "ExplicitlyDenied",
   ).length;
   const liveAllowed = (await Promise.all(live.map(decide))).filter((d) => d === "Allowed").length;
-  console.log(
+  say(
     `revocation, 1500 ended/role  cutoff used: ${ended.firstFallbackAt === undefined ? "no" : "yes"}  ended denied: ${endedDenied}/1500  live allowed: ${liveAllowed}/100  ${(ended.ms / 1500).toFixed(1)} ms per revocation (bursts of 100)`,
   );
+  if (asJson) {
+    console.log(
+      JSON.stringify({
+        endedTasksBeforeCutoff: capacity.firstFallbackAt ?? null,
+        ended1500: {
+          cutoffUsed: ended.firstFallbackAt !== undefined,
+          endedDenied,
+          liveAllowed,
+          msPerRevocation: Math.round((ended.ms / 1500) * 10) / 10,
+        },
+      }),
+    );
+  }
 } finally {
   client.destroy();
   await ddb.stop();

@@ -7,7 +7,6 @@ import { DynamoPolicyStore } from "../authz/dynamo-policy-store.js";
 import { StaffRoles } from "../authz/roles.js";
 import type { CredentialBroker } from "../credentials/broker.js";
 import type { TargetAccounts } from "../domain/accounts.js";
-import { DynamoReplayCache } from "../identity/dynamo-replay-cache.js";
 import type { IssuerConfig } from "../identity/issuers.js";
 import { TokenVerifier } from "../identity/verifier.js";
 import { CachedTemplateStore } from "../tasks/cached-template-store.js";
@@ -73,7 +72,8 @@ export function composeCore(options: CoreOptions): Core {
   const client = options.doc;
   const { tableName } = options;
   const audit = options.audit ?? new LoggerAuditLog(logger);
-  const tasks = new DynamoTaskRepository({ client, tableName, now });
+  // A vend's rate token is taken inside its task transaction, from the same bucket as the limiter's.
+  const tasks = new DynamoTaskRepository({ client, tableName, now, vendRate: options.vendRate });
   const { targetAccounts } = options;
   const templates = new CachedTemplateStore(new DynamoTemplateStore({ client, tableName, targetAccounts }));
   const policies = new DynamoPolicyStore({ client, tableName, now });
@@ -92,7 +92,6 @@ export function composeCore(options: CoreOptions): Core {
     verifier: new TokenVerifier({ config: options.issuers, now }),
     templates,
     tasks,
-    replay: new DynamoReplayCache({ client, tableName, now }),
     authorizer,
     broker: options.broker,
     audit,

@@ -14,16 +14,15 @@ import {
 import type { IssuerKind, VerifiedIdentity, Zone } from "../domain/identity.js";
 import { isTaskId, newTaskId } from "../domain/ids.js";
 import { assertSafeIdentityValue, renderSessionPolicy, validateParameters } from "../domain/render.js";
-import type { IssuedCredentials } from "../domain/sts.js";
+import type { AssumeRoleRequest, IssuedCredentials } from "../domain/sts.js";
 import { buildAssumeRoleRequest, buildSessionTags } from "../domain/sts-request.js";
 import { type AgentRef, effectiveStatus, type Task } from "../domain/task.js";
 import type { TaskTemplate } from "../domain/template.js";
-import type { ReplayCache } from "../identity/replay-cache.js";
 import type { AgentRegistry, InventoryScope } from "../tasks/inventory.js";
 import type { LifecycleStarter, TaskTokenSender } from "../tasks/lifecycle.js";
 import type { RateLimiter } from "../tasks/limits.js";
 import type { ApprovalNotifier } from "../tasks/notifier.js";
-import type { TaskRepository } from "../tasks/repository.js";
+import { ReplayedTokenError, type SingleUseToken, type TaskRepository } from "../tasks/repository.js";
 import type { TemplateStore } from "../tasks/template-store.js";
 import type { AccessControl } from "./access.js";
 
@@ -38,8 +37,8 @@ export interface Verifier {
 export interface TaskServiceDeps {
   readonly verifier: Verifier;
   readonly templates: TemplateStore;
+  /** Task records; a vend's one transaction also takes its rate token and spends its tokens' `jti`. */
   readonly tasks: TaskRepository;
-  readonly replay: ReplayCache;
   readonly authorizer: Authorizer;
   readonly broker: CredentialBroker;
   readonly audit: AuditLog;
@@ -50,7 +49,10 @@ export interface TaskServiceDeps {
   readonly roles: StaffRoles;
   /** Cedar's decision on every action after the vend (audited when it denies). */
   readonly access: AccessControl;
-  /** Per-agent vend and refresh rates; `429 rate_limited` with `Retry-After` when empty. */
+  /**
+   * Per-agent refresh rate; `429 rate_limited` with `Retry-After` when empty. (A vend draws on
+   * its own bucket inside the task's transaction.)
+   */
   readonly rateLimiter?: RateLimiter;
   /** The agent registry behind `GET /v1/agents`. */
   readonly agents?: AgentRegistry;
@@ -75,11 +77,19 @@ interface Admission {
   readonly ttlSeconds: number;
   readonly parameters: Record<string, string>;
   readonly sessionPolicy: string;
+  /** The tokens whose `jti` the vend spends, the subject token's first. */
+  readonly tokens: readonly SingleUseToken[];
   readonly taskId: string;
   readonly base: { requestId: string | undefined; template: string; agent: { issuer: string; id: string } };
   readonly deny: (err: JitvError, extra?: Record<string, unknown>) => never;
   /** The decision's audit fields (purpose, deciding policies), for `vend.allowed`. */
   readonly allowed: Record<string, unknown>;
+}
+
+/** A credential from STS, with the request it answers, not yet recorded on its task. */
+interface Minted {
+  readonly request: AssumeRoleRequest;
+  readonly issued: IssuedCredentials;
 }
 
 /** The body of `POST /v1/tasks`, already schema-checked at the HTTP edge. */
@@ -99,9 +109,11 @@ export interface VendResult {
 
 /**
  * The vend path and task reads (CONTRACT.md sections 3–6), shared by the Lambdas and the
- * sandbox. Order of a vend: authenticate → validate → authorize → render → consume the
- * token's `jti` → durable task record + TTL lease (one transaction) → STS. Nothing is
- * returned unless every step succeeded; a failure after the record exists marks it `failed`.
+ * sandbox. Order of a vend: authenticate → validate → authorize → render (no I/O but the
+ * cached template and policies) → one transaction: rate token, the tokens' `jti`, task record,
+ * TTL lease, idempotency record, active slot → lifecycle start and STS side by side → issue
+ * recorded → answer. Nothing is returned unless every step succeeded; a failure after the record
+ * exists marks it `failed`.
  */
 export class TaskService {
   readonly #d: TaskServiceDeps;
@@ -120,17 +132,23 @@ export class TaskService {
   }
 
   /**
-   * `POST /v1/tasks`: admit → record → schedule → issue. Nothing is returned unless every step
-   * succeeded; a failure after the record exists marks the task `failed`.
+   * `POST /v1/tasks`: admit → record (one write) → schedule, with STS beside it → issue recorded.
+   * Nothing is returned unless every step succeeded; a failure after the record exists marks the
+   * task `failed`.
    */
   async vend(agent: VerifiedIdentity, input: VendInput, options: VendOptions = {}): Promise<VendResult> {
     const admitted = await this.#admit(agent, input, options);
     const { template, deny } = admitted;
     const task = this.#taskOf(admitted, agent, input, options);
     const maxActive = template.maxActivePerAgent;
+    // The vend's one critical write: every check that needs the table is a condition of it.
     const created = await this.#d.tasks
-      .create(task, maxActive === undefined ? undefined : { maxActive })
-      .catch((err: JitvError) => deny(err));
+      .create(task, {
+        ...(maxActive === undefined ? {} : { maxActive }),
+        rate: true,
+        ...(admitted.tokens.length === 0 ? {} : { tokens: admitted.tokens }),
+      })
+      .catch((err: JitvError) => deny(err, err instanceof ReplayedTokenError ? { token: err.token } : {}));
     if (!created.created)
       return this.#replayIdempotent(agent, created.task, task, admitted, options.requestId);
     this.#d.audit.record({
@@ -158,30 +176,38 @@ export class TaskService {
 
   async #scheduleAndIssue(task: Task, admitted: Admission, options: VendOptions): Promise<VendResult> {
     const { template } = admitted;
-    await this.#schedule(task, admitted);
-    if (task.status === "pending_approval") {
-      this.#d.audit.record({
-        event: "task.pending_approval",
-        ...admitted.base,
-        ...admitted.who,
-        taskId: task.taskId,
-        quorum: template.approval.quorum,
-      });
-      // Approvers learn of it by notification; a lost notification delays, never grants.
-      await this.#d.notifier.pendingApproval(task, template.approval.quorum).catch(() => undefined);
-      return { status: 202, task };
+    if (task.status === "active") {
+      // STS while the lifecycle starts: the credential is held here until both succeeded and the
+      // issue is recorded; when scheduling fails it is dropped, never returned (section 6).
+      const [scheduled, minted] = await Promise.allSettled([
+        this.#schedule(task, admitted),
+        this.#mint(task, template),
+      ]);
+      if (scheduled.status === "rejected") throw scheduled.reason;
+      const credentials = await this.#record(task, minted, { requestId: options.requestId, fresh: true });
+      return { status: 201, task, credentials };
     }
-    const credentials = await this.#issue(task, template, { requestId: options.requestId, fresh: true });
-    return { status: 201, task, credentials };
+    // Pending approval: scheduled (it waits for approvers or its deadline), nothing issued.
+    await this.#schedule(task, admitted);
+    this.#d.audit.record({
+      event: "task.pending_approval",
+      ...admitted.base,
+      ...admitted.who,
+      taskId: task.taskId,
+      quorum: template.approval.quorum,
+    });
+    // Approvers learn of it by notification; a lost notification delays, never grants.
+    await this.#d.notifier.pendingApproval(task, template.approval.quorum).catch(() => undefined);
+    return { status: 202, task };
   }
 
   /**
-   * Everything a vend must pass before anything is written: the template and zone, the subject
-   * token (customer zone), TTL and parameters, Cedar's `Vend`, the rendered policy and tags, the
-   * vend rate, and the tokens' single use (the subject token's first: a replayed subject token
-   * never burns the agent's). Each refusal is audited `vend.denied`; `vend.allowed` follows once
-   * the task record exists (or the replay matched), so the trail never says allowed for a vend
-   * that was refused.
+   * Everything a vend must pass before anything is written, without I/O but the cached template
+   * and policies: the template and zone, the subject token (customer zone), TTL and parameters,
+   * Cedar's `Vend`, the rendered policy and tags; and the tokens whose `jti` the record's write
+   * will spend (its conditions check the vend rate and the tokens' single use). Each refusal is
+   * audited `vend.denied`; `vend.allowed` follows once the task record exists (or the replay
+   * matched), so the trail never says allowed for a vend that was refused.
    */
   async #admit(agent: VerifiedIdentity, input: VendInput, options: VendOptions): Promise<Admission> {
     const { audit } = this.#d;
@@ -246,21 +272,35 @@ export class TaskService {
     } catch (err) {
       deny(err as JitvError);
     }
-    // Before the tokens' jti are consumed: a rate-limited agent retries with the same tokens.
-    await this.#d.rateLimiter?.consume(agentRef(agent)).catch((err: JitvError) => deny(err));
     // Both tokens are single-use for vending: the agent's, and the delegation token it was handed.
-    for (const token of subject ? [subject, agent] : [agent]) {
-      if (token.jti === undefined) continue;
-      await this.#d.replay
-        .consume(token.issuer, token.jti, token.expiresAt)
-        .catch((err: JitvError) => deny(err, { token: token === agent ? "agent" : "subject" }));
+    // They are spent by the task's transaction, after its rate token: a rate-limited agent
+    // retries with the same tokens, and a replayed subject token never burns the agent's.
+    const tokens: SingleUseToken[] = [];
+    for (const [token, role] of [
+      [subject, "subject"],
+      [agent, "agent"],
+    ] as const) {
+      if (token?.jti !== undefined)
+        tokens.push({ issuer: token.issuer, jti: token.jti, expiresAt: token.expiresAt, role });
     }
     const allowed = {
       ...(input.purpose === undefined ? {} : { purpose: input.purpose }),
       policies: decision.policies,
       ...policyVersion,
     };
-    return { template, subject, who, ttlSeconds, parameters, sessionPolicy, taskId, base, deny, allowed };
+    return {
+      template,
+      subject,
+      who,
+      ttlSeconds,
+      parameters,
+      sessionPolicy,
+      tokens,
+      taskId,
+      base,
+      deny,
+      allowed,
+    };
   }
 
   /** The task record of an admitted vend. A pending task lives until its approval deadline; its own life starts at approval. */
@@ -290,7 +330,10 @@ export class TaskService {
     };
   }
 
-  /** The revocation is scheduled (lifecycle execution + TTL lease) before any credential exists. */
+  /**
+   * Schedules the revocation (the lifecycle execution; the TTL lease is in the record) before any
+   * credential is handed out. A failure marks the task `failed`.
+   */
   async #schedule(task: Task, admitted: Admission): Promise<void> {
     try {
       await this.#d.lifecycle.start(task);
@@ -500,25 +543,52 @@ export class TaskService {
     });
     if (status === "pending_approval") return { status: 202 as const, task: existing };
     // The first request may still be scheduling the lifecycle: make sure it is (idempotent by
-    // task id) before any credential leaves. Should the first request fail the task meanwhile,
-    // the issue below is refused (only an active task records credentials).
-    await this.#d.lifecycle.start(existing).catch((cause: unknown) => {
-      throw new UpstreamUnavailableError("could not schedule the task's lifecycle", { cause });
-    });
-    const credentials = await this.#issue(existing, template, { requestId, fresh: false });
+    // task id, beside STS) before any credential leaves. Should the first request fail the task
+    // meanwhile, the issue below is refused (only an active task records credentials).
+    const [scheduled, minted] = await Promise.allSettled([
+      this.#d.lifecycle.start(existing),
+      this.#mint(existing, template),
+    ]);
+    if (scheduled.status === "rejected") {
+      throw new UpstreamUnavailableError("could not schedule the task's lifecycle", {
+        cause: scheduled.reason,
+      });
+    }
+    const credentials = await this.#record(existing, minted, { requestId, fresh: false });
     return { status: 201 as const, task: existing, credentials };
   }
 
+  /** Fresh credentials for the task (refresh, replay): minted, then recorded. */
   async #issue(
     task: Task,
     template: TaskTemplate,
     options: { requestId?: string | undefined; fresh: boolean },
-  ) {
-    const { audit, tasks, broker } = this.#d;
+  ): Promise<IssuedCredentials> {
+    const minted = await Promise.allSettled([this.#mint(task, template)]);
+    return this.#record(task, minted[0], options);
+  }
+
+  /** Asks STS; the credential is not handed out before {@link #record} has counted it. */
+  async #mint(task: Task, template: TaskTemplate): Promise<Minted> {
+    const request = buildAssumeRoleRequest({ task, template, now: this.#now() });
+    return { request, issued: await this.#d.broker.assumeRole(request) };
+  }
+
+  /**
+   * Records a minted credential on the task (only an active task records one) and returns it,
+   * capped at the task's deadline. A failed mint or record returns nothing; a `fresh` task is
+   * then marked `failed`.
+   */
+  async #record(
+    task: Task,
+    minted: PromiseSettledResult<Minted>,
+    options: { requestId?: string | undefined; fresh: boolean },
+  ): Promise<IssuedCredentials> {
+    const { audit, tasks } = this.#d;
     const base = { requestId: options.requestId, ...taskAuditFields(task) };
     try {
-      const request = buildAssumeRoleRequest({ task, template, now: this.#now() });
-      const issued = await broker.assumeRole(request);
+      if (minted.status === "rejected") throw minted.reason;
+      const { request, issued } = minted.value;
       await tasks.recordIssue(task.taskId, issued.Expiration);
       const expiration =
         Date.parse(issued.Expiration) > Date.parse(task.expiresAt) ? task.expiresAt : issued.Expiration;

@@ -16,21 +16,33 @@ import {
 } from "../domain/errors.js";
 import type { Task, TaskStatus } from "../domain/task.js";
 import { isConditionalCheckFailed, storeUnavailable } from "../store/dynamo-errors.js";
+import { REPLAY_GRACE_SECONDS, replayPut } from "../store/replay.js";
 import {
   ACTIVE_COUNT_SK,
   ACTIVE_SLOT_ATTRIBUTE,
   activeCountKey,
+  type ItemKey,
   type ItemType,
   idempotencyItem,
   idempotencyKey,
   leaseItem,
+  rateBucketKey,
   statusGsi2pk,
   stripKeys,
   TTL_ATTRIBUTE,
   taskItem,
   taskKey,
 } from "../store/table.js";
-import type { CreateTaskOptions, CreateTaskResult, TaskMarks, TaskRepository } from "./repository.js";
+import type { VendRateLimit } from "./limits.js";
+import { GcraBucket } from "./rate-bucket.js";
+import {
+  type CreateTaskOptions,
+  type CreateTaskResult,
+  ReplayedTokenError,
+  type SingleUseToken,
+  type TaskMarks,
+  type TaskRepository,
+} from "./repository.js";
 
 /** Options of {@link DynamoTaskRepository}. */
 export interface DynamoTaskRepositoryOptions {
@@ -44,6 +56,10 @@ export interface DynamoTaskRepositoryOptions {
    * @default 8
    */
   readonly maxConflictRetries?: number;
+  /** The per-agent vend rate a create with `rate` draws from. @default `DEFAULT_VEND_RATE` */
+  readonly vendRate?: VendRateLimit;
+  /** How long past a token's `exp` its spent `jti` blocks. @default `REPLAY_GRACE_SECONDS` */
+  readonly replayGraceSeconds?: number;
 }
 
 type Item = Record<string, unknown>;
@@ -55,6 +71,15 @@ type StatusChange =
 type TransactItem = NonNullable<
   ConstructorParameters<typeof TransactWriteCommand>[0]["TransactItems"]
 >[number];
+/** One item of a create's transaction, labelled with what it claims. */
+type Entry = TransactItem & {
+  readonly on: "rate" | "token" | "task" | "lease" | "idempotency" | "slot";
+};
+/** What a vend claims beside its task: the agent's rate bucket (its key) and its tokens' `jti`. */
+interface Claims {
+  readonly rate?: ItemKey;
+  readonly tokens: readonly SingleUseToken[];
+}
 
 /**
  * The DynamoDB adapter of {@link TaskRepository}, on the single table of `table.ts`.
@@ -78,19 +103,30 @@ export class DynamoTaskRepository implements TaskRepository {
   readonly #tableName: string;
   readonly #now: () => Date;
   readonly #maxConflictRetries: number;
+  readonly #bucket: GcraBucket;
+  readonly #replayGraceSeconds: number;
+  /** Each vend bucket's `nextTokenAt` as this process last wrote or saw it (a guess: others write too). */
+  readonly #bucketAt = new Map<string, number>();
+  /** Per agent: the settling of the last create queued in this process ({@link #inTurn}). */
+  readonly #queues = new Map<string, Promise<void>>();
 
   constructor(options: DynamoTaskRepositoryOptions) {
     this.#client = options.client;
     this.#tableName = options.tableName;
     this.#now = options.now ?? (() => new Date());
     this.#maxConflictRetries = options.maxConflictRetries ?? 8;
+    this.#bucket = new GcraBucket(options.vendRate);
+    this.#replayGraceSeconds = options.replayGraceSeconds ?? REPLAY_GRACE_SECONDS;
   }
 
   /**
-   * Writes the task, its lease, its idempotency record and (with `options.maxActive`) its active
-   * slot atomically, or returns the agent's live task for the same Idempotency-Key without
-   * writing anything — a replay takes no slot, even when every slot is taken.
-   * @throws RateLimitedError when `options.maxActive` slots are already taken
+   * In one transaction: takes the vend's rate token (`options.rate`), spends its tokens' `jti`
+   * (`options.tokens`), writes the task, its lease and its idempotency record, and (with
+   * `options.maxActive`) takes its active slot — or, for the agent's live task of the same
+   * Idempotency-Key, writes no task and returns that one (a replay takes no slot, even when every
+   * slot is taken; its rate token and `jti` are then taken by a second transaction).
+   * @throws RateLimitedError when the agent's vend bucket is empty or `options.maxActive` slots are taken
+   * @throws ReplayedTokenError when a token's `jti` was already spent
    * @throws InternalError when the task id already exists, an idempotency record points at a missing task, or `maxActive` is not a positive integer
    * @throws UpstreamUnavailableError when DynamoDB fails or stays contended
    */
@@ -103,19 +139,25 @@ export class DynamoTaskRepository implements TaskRepository {
       maxActive !== undefined && holdsSlot(task.status)
         ? activeCountKey(task.template, task.agent.issuer, task.agent.id)
         : undefined;
-    for (let attempt = 0; ; attempt++) {
-      const items: TransactItem[] = [
+    const claims: Claims = {
+      ...(options.rate ? { rate: rateBucketKey(task.agent.issuer, task.agent.id) } : {}),
+      tokens: options.tokens ?? [],
+    };
+    const entries = (): Entry[] => {
+      const items: Entry[] = [
         {
+          on: "task",
           Put: {
             TableName: this.#tableName,
             Item: { ...taskItem(task), ...(slot ? { [ACTIVE_SLOT_ATTRIBUTE]: slot.pk } : {}) },
             ConditionExpression: "attribute_not_exists(pk)",
           },
         },
-        { Put: { TableName: this.#tableName, Item: leaseItem(task.taskId, task.expiresAt) } },
+        { on: "lease", Put: { TableName: this.#tableName, Item: leaseItem(task.taskId, task.expiresAt) } },
       ];
       if (task.idempotencyKey !== undefined) {
         items.push({
+          on: "idempotency",
           Put: {
             TableName: this.#tableName,
             Item: idempotencyItem({ ...task, idempotencyKey: task.idempotencyKey }),
@@ -125,9 +167,9 @@ export class DynamoTaskRepository implements TaskRepository {
           },
         });
       }
-      const slotIndex = items.length;
       if (slot) {
         items.push({
+          on: "slot",
           Update: {
             TableName: this.#tableName,
             Key: slot,
@@ -142,35 +184,138 @@ export class DynamoTaskRepository implements TaskRepository {
           },
         });
       }
+      return items;
+    };
+    // Vends of one agent in this process write its bucket (and slot count) one after another:
+    // side by side, DynamoDB would cancel all but one transaction and each would back off.
+    const shared = claims.rate !== undefined || slot !== undefined;
+    const agentKey = JSON.stringify([task.agent.issuer, task.agent.id]);
+    for (let attempt = 0; ; attempt++) {
+      const refused = shared
+        ? await this.#inTurn(agentKey, () => this.#transact(claims, entries))
+        : await this.#transact(claims, entries);
+      if (refused === undefined) return { created: true, task };
+      const slotsTaken = refused.has("slot");
+      if (refused.has("task")) throw new InternalError("task id already exists");
+      if (task.idempotencyKey !== undefined && (refused.has("idempotency") || slotsTaken)) {
+        // A replay answers with the existing task, whether or not a slot is free.
+        const existing = await this.#findByIdempotencyKey(task, task.idempotencyKey);
+        if (existing) {
+          // A replay spends its tokens and draws on the rate like any vend; only then is it answered.
+          if (claims.rate !== undefined) await this.#inTurn(agentKey, () => this.#transact(claims, () => []));
+          else if (claims.tokens.length > 0) await this.#transact(claims, () => []);
+          return { created: false, task: existing };
+        }
+        if (slotsTaken) throw new RateLimitedError("too many active tasks for this template");
+        // The record expired or was deleted after the transaction saw it: write again.
+      } else if (slotsTaken) {
+        throw new RateLimitedError("too many active tasks for this template");
+      } else {
+        throw new InternalError("the task transaction was refused on an unconditional item");
+      }
+      if (attempt >= this.#maxConflictRetries) {
+        throw new UpstreamUnavailableError("task store is busy, try again");
+      }
+    }
+  }
+
+  /**
+   * Writes the claims' items (rate token, spent `jti`) and `entries()` in one transaction,
+   * retrying DynamoDB's transaction conflicts and a rate write of the wrong branch (the bucket
+   * was idle, or busy, against this process's last knowledge of it). Returns `undefined` once
+   * written, or which of `entries` refused their condition.
+   * @throws RateLimitedError when the bucket is empty; ReplayedTokenError when a `jti` was spent
+   */
+  async #transact(claims: Claims, entries: () => Entry[]): Promise<Set<Entry["on"]> | undefined> {
+    let branch =
+      claims.rate && this.#bucket.branchFor(this.#bucketAt.get(claims.rate.pk), this.#now().getTime());
+    for (let attempt = 0; ; attempt++) {
+      const now = this.#now().getTime();
+      const items: Entry[] = [];
+      if (claims.rate && branch) {
+        items.push({ on: "rate", Update: this.#bucket.update(this.#tableName, claims.rate, branch, now) });
+      }
+      for (const token of claims.tokens) {
+        items.push({
+          on: "token",
+          Put: replayPut(
+            this.#tableName,
+            { issuer: token.issuer, jti: token.jti, exp: token.expiresAt },
+            Math.floor(now / 1000),
+            this.#replayGraceSeconds,
+          ),
+        });
+      }
+      items.push(...entries());
+      let cause: unknown;
       try {
-        await this.#client.send(new TransactWriteCommand({ TransactItems: items }));
-        return { created: true, task };
+        await this.#client.send(
+          new TransactWriteCommand({ TransactItems: items.map(({ on: _, ...item }) => item) }),
+        );
+        if (claims.rate && branch)
+          this.#rememberBucket(
+            claims.rate.pk,
+            this.#bucket.after(branch, this.#bucketAt.get(claims.rate.pk), now),
+          );
+        return undefined;
       } catch (error) {
+        cause = error;
         if (isNamed<TransactionCanceledException>(error, "TransactionCanceledException")) {
-          const codes = (error.CancellationReasons ?? []).map((r) => r.Code);
-          const slotsTaken = slot !== undefined && codes[slotIndex] === "ConditionalCheckFailed";
-          if (task.idempotencyKey !== undefined && (codes[2] === "ConditionalCheckFailed" || slotsTaken)) {
-            // A replay answers with the existing task, whether or not a slot is free.
-            const existing = await this.#findByIdempotencyKey(task, task.idempotencyKey);
-            if (existing) return { created: false, task: existing };
-            if (slotsTaken) throw new RateLimitedError("too many active tasks for this template");
-            // The record expired or was deleted after the transaction saw it: write again.
-          } else if (codes[0] === "ConditionalCheckFailed") {
-            throw new InternalError("task id already exists");
-          } else if (slotsTaken) {
-            throw new RateLimitedError("too many active tasks for this template");
-          } else if (!codes.includes("TransactionConflict")) {
-            throw unavailable(error);
+          const reasons = error.CancellationReasons ?? [];
+          const refused = (i: number) => reasons[i]?.Code === "ConditionalCheckFailed";
+          const at = items.findIndex((item) => item.on === "rate");
+          if (claims.rate && at !== -1 && refused(at)) {
+            const raw = reasons[at]?.Item;
+            const found = raw === undefined ? undefined : unmarshall(raw as Parameters<typeof unmarshall>[0]);
+            if (typeof found?.nextTokenAt === "number")
+              this.#rememberBucket(claims.rate.pk, found.nextTokenAt);
+            const next = this.#bucket.afterRefusal(found, now);
+            if (typeof next === "object") {
+              throw new RateLimitedError("too many vends by this agent, slow down", next.retryAfterSeconds);
+            }
+            if (attempt >= this.#maxConflictRetries) {
+              throw new UpstreamUnavailableError("rate limiter is busy, try again", { cause: error });
+            }
+            // The bucket was in the other state: write again for that one, at once.
+            branch = next;
+            continue;
           }
+          const spent = claims.tokens.findIndex((_, i) => refused(i + (at === -1 ? 0 : 1)));
+          const token = claims.tokens[spent];
+          if (token) throw new ReplayedTokenError(token.role);
+          const failed = new Set(items.filter((_, i) => refused(i)).map((item) => item.on));
+          if (failed.size > 0) return failed;
+          if (!reasons.some((r) => r.Code === "TransactionConflict")) throw unavailable(error);
         } else if (!isNamed(error, "TransactionConflictException")) {
           throw unavailable(error);
         }
-        if (attempt >= this.#maxConflictRetries) {
-          throw new UpstreamUnavailableError("task store is busy, try again", { cause: error });
-        }
-        await backoff(attempt);
       }
+      if (attempt >= this.#maxConflictRetries) {
+        throw new UpstreamUnavailableError("task store is busy, try again", { cause });
+      }
+      await backoff(attempt);
     }
+  }
+
+  /** Runs `write` after every earlier write queued under `key` in this process has settled. */
+  #inTurn<T>(key: string, write: () => Promise<T>): Promise<T> {
+    const run = (this.#queues.get(key) ?? Promise.resolve()).then(write);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#queues.set(key, settled);
+    void settled.then(() => {
+      if (this.#queues.get(key) === settled) this.#queues.delete(key);
+    });
+    return run;
+  }
+
+  /** Remembers a bucket's `nextTokenAt`, so the next vend of the agent picks the right write. */
+  #rememberBucket(pk: string, nextTokenAt: number): void {
+    // A bound on memory: forgetting costs at most one extra round trip per agent.
+    if (this.#bucketAt.size >= 10_000) this.#bucketAt.clear();
+    this.#bucketAt.set(pk, nextTokenAt);
   }
 
   /** Reads a task (strongly consistent). Returns `undefined` when there is none. */

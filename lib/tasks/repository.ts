@@ -1,3 +1,4 @@
+import { InvalidTokenError } from "../domain/errors.js";
 import type { Task, TaskStatus } from "../domain/task.js";
 
 /** Lifecycle bookkeeping a repository may set on a task. */
@@ -20,20 +21,54 @@ export interface CreateTaskOptions {
    * it, no slot is taken or checked.
    */
   readonly maxActive?: number;
+  /**
+   * Take one token from the agent's `vend` bucket in the same write (`RateLimitedError` with
+   * `Retry-After` when it is empty). A refused create takes none.
+   */
+  readonly rate?: boolean;
+  /**
+   * Tokens whose `jti` the vend spends in the same write (single use):
+   * `ReplayedTokenError` naming the first one already spent. A refused create spends none.
+   */
+  readonly tokens?: readonly SingleUseToken[];
+}
+
+/** A verified token whose `jti` a vend spends. */
+export interface SingleUseToken {
+  readonly issuer: string;
+  readonly jti: string;
+  /** The token's `exp` (epoch seconds): its `jti` stays spent until then, plus a grace period. */
+  readonly expiresAt: number;
+  /** Which of the vend's tokens it is, for the audit trail. */
+  readonly role: "agent" | "subject";
+}
+
+/** `401 invalid_token` ("token already used"): a token's `jti` was already spent. */
+export class ReplayedTokenError extends InvalidTokenError {
+  readonly token: SingleUseToken["role"];
+
+  constructor(token: SingleUseToken["role"]) {
+    super("token already used");
+    this.token = token;
+  }
 }
 
 /**
  * Port: durable task records. The DynamoDB adapter keeps tasks, their TTL leases and
- * idempotency keys in one table; a create is one transaction.
+ * idempotency keys in one table; a create is one transaction, which also takes the vend's rate
+ * token, spends its tokens' `jti` and takes its active slot (the vend's one critical write).
  */
 export interface TaskRepository {
   /**
    * Writes the task, its TTL lease (expiring at `task.expiresAt`) and, when the task has an
    * `idempotencyKey`, the per-agent idempotency record — all or nothing. When the agent
-   * already used that key for a live task, nothing is written and that task is returned (even
-   * when its active slots are all taken: a replay takes no slot).
-   * @throws RateLimitedError when `options.maxActive` is given and the agent has that many
-   *   active-slot tasks of the template
+   * already used that key for a live task, no task is written and that task is returned (even
+   * when its active slots are all taken: a replay takes no slot), once its rate token and `jti`
+   * are taken as for a new task. Refusals come in this order: rate, replayed token, then the
+   * active slots.
+   * @throws RateLimitedError when `options.rate` is set and the agent's bucket is empty, or
+   *   `options.maxActive` is given and the agent has that many active-slot tasks of the template
+   * @throws ReplayedTokenError when one of `options.tokens` was already spent
    */
   create(task: Task, options?: CreateTaskOptions): Promise<CreateTaskResult>;
   get(taskId: string): Promise<Task | undefined>;

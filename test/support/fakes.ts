@@ -22,7 +22,7 @@ import type { AssumeRoleRequest, IssuedCredentials } from "../../lib/domain/sts.
 import { assertStsLimits } from "../../lib/domain/sts-request.js";
 import type { AgentRef, Task, TaskStatus } from "../../lib/domain/task.js";
 import type { TaskTemplate } from "../../lib/domain/template.js";
-import type { ReplayCache } from "../../lib/identity/replay-cache.js";
+import { REPLAY_GRACE_SECONDS } from "../../lib/store/replay.js";
 import type { ApprovalStore } from "../../lib/tasks/approval-store.js";
 import type { AgentRegistry } from "../../lib/tasks/inventory.js";
 import {
@@ -34,11 +34,12 @@ import {
 } from "../../lib/tasks/lifecycle.js";
 import { DEFAULT_VEND_RATE, type RateBucket, type RateLimiter } from "../../lib/tasks/limits.js";
 import type { ApprovalNotifier } from "../../lib/tasks/notifier.js";
-import type {
-  CreateTaskOptions,
-  CreateTaskResult,
-  TaskMarks,
-  TaskRepository,
+import {
+  type CreateTaskOptions,
+  type CreateTaskResult,
+  ReplayedTokenError,
+  type TaskMarks,
+  type TaskRepository,
 } from "../../lib/tasks/repository.js";
 import type { TemplateStore } from "../../lib/tasks/template-store.js";
 
@@ -98,6 +99,7 @@ abstract class Fake<M extends string> {
   readonly #port: string;
   readonly #journal: CallJournal | undefined;
   readonly #armed: { readonly method: M | undefined; readonly error: Error }[] = [];
+  readonly #holds: { readonly method: M; readonly gate: Promise<void> }[] = [];
 
   constructor(port: string, options: FakeOptions) {
     this.#port = port;
@@ -112,6 +114,27 @@ abstract class Fake<M extends string> {
   fail(error: Error = new UpstreamUnavailableError(`${this.#port} unavailable`), method?: M): this {
     this.#armed.push({ method, error });
     return this;
+  }
+
+  /**
+   * Makes the next call of `method` wait, unrecorded, until the returned function is called; it
+   * then proceeds (or fails, when a failure is armed). For tests of calls that run side by side,
+   * in either order. Only fakes whose methods check {@link Fake.held} can be held.
+   */
+  hold(method: M): () => void {
+    let release = () => {};
+    const gate = new Promise<void>((done) => {
+      release = done;
+    });
+    this.#holds.push({ method, gate });
+    return release;
+  }
+
+  /** The gate of a {@link Fake.hold} on `method`, used up; `undefined` when none is set. */
+  protected held(method: M): Promise<void> | undefined {
+    const at = this.#holds.findIndex((hold) => hold.method === method);
+    if (at === -1) return undefined;
+    return this.#holds.splice(at, 1)[0]?.gate;
   }
 
   /** The arguments of each call of `method`, oldest first. */
@@ -224,7 +247,10 @@ interface IdempotencyRecord {
  * with `maxActive` takes one of the agent's active slots for the template (`RateLimitedError`
  * when all are taken) and the status change that ends the task frees it, once; a replayed key
  * returns the existing task and takes no slot; `recordIssue` only counts for an `active` record.
- * Tasks are copied in and out, so a caller's object never aliases the stored one.
+ * A create's claims are checked and taken with it, all or nothing, in the adapter's order: the
+ * rate token (from `rateLimiter`'s `vend` bucket, when given), then each token's `jti` (spent
+ * until `max(exp, now) + graceSeconds`, see `usedTokens`), then the task, its idempotency record
+ * and its slot. Tasks are copied in and out, so a caller's object never aliases the stored one.
  */
 export class MemoryTaskRepository extends Fake<TaskRepositoryMethod> implements TaskRepository {
   readonly #tasks = new Map<string, Task>();
@@ -233,9 +259,17 @@ export class MemoryTaskRepository extends Fake<TaskRepositoryMethod> implements 
   readonly #activeSlots = new Map<string, number>();
   /** The slot each slot-holding task holds. */
   readonly #slotOf = new Map<string, string>();
+  /** Spent token ids: `issuer|jti` → epoch second after which the entry no longer blocks. */
+  readonly usedTokens = new Map<string, number>();
+  readonly #rate: MemoryRateLimiter | undefined;
+  readonly #graceSeconds: number;
 
-  constructor(options: FakeOptions = {}) {
+  constructor(
+    options: FakeOptions & { readonly rateLimiter?: MemoryRateLimiter; readonly graceSeconds?: number } = {},
+  ) {
     super("tasks", options);
+    this.#rate = options.rateLimiter;
+    this.#graceSeconds = options.graceSeconds ?? REPLAY_GRACE_SECONDS;
   }
 
   /**
@@ -272,16 +306,32 @@ export class MemoryTaskRepository extends Fake<TaskRepositoryMethod> implements 
   }
 
   async create(task: Task, options: CreateTaskOptions = {}): Promise<CreateTaskResult> {
-    this.enter("create", options.maxActive === undefined ? [task] : [task, options]);
+    this.enter("create", Object.keys(options).length === 0 ? [task] : [task, options]);
     const { maxActive } = options;
     if (maxActive !== undefined && !(Number.isInteger(maxActive) && maxActive >= 1)) {
       throw new InternalError("maxActive must be a positive integer");
     }
+    const now = this.#nowSeconds();
+    const takeRate = options.rate ? this.#rate?.reserve(task.agent, "vend") : undefined;
+    for (const token of options.tokens ?? []) {
+      const until = this.usedTokens.get(`${token.issuer}|${token.jti}`);
+      if (until !== undefined && !(until < now)) throw new ReplayedTokenError(token.role);
+    }
+    const claim = () => {
+      takeRate?.();
+      for (const token of options.tokens ?? []) {
+        this.usedTokens.set(
+          `${token.issuer}|${token.jti}`,
+          Math.max(Math.ceil(token.expiresAt), now) + this.#graceSeconds,
+        );
+      }
+    };
     if (task.idempotencyKey !== undefined) {
       const record = this.#idempotency.get(idempotencyKeyOf(task.agent, task.idempotencyKey));
-      if (record && record.ttlEpoch >= this.#nowSeconds()) {
+      if (record && record.ttlEpoch >= now) {
         const existing = this.#tasks.get(record.taskId);
         if (!existing) throw new InternalError("idempotency record points at a missing task");
+        claim();
         return { created: false, task: structuredClone(existing) };
       }
     }
@@ -291,6 +341,7 @@ export class MemoryTaskRepository extends Fake<TaskRepositoryMethod> implements 
     if (slot !== undefined && (this.#activeSlots.get(slot) ?? 0) >= (maxActive ?? 0)) {
       throw new RateLimitedError("too many active tasks for this template");
     }
+    claim();
     this.#tasks.set(task.taskId, structuredClone(task));
     if (task.idempotencyKey !== undefined) {
       this.#idempotency.set(idempotencyKeyOf(task.agent, task.idempotencyKey), {
@@ -510,23 +561,32 @@ export class MemoryRateLimiter extends Fake<"consume"> implements RateLimiter {
 
   async consume(agent: AgentRef, bucket?: RateBucket): Promise<void> {
     this.enter("consume", bucket === undefined ? [agent] : [agent, bucket]);
-    const which = bucket ?? "vend";
-    const key = `${agent.issuer}|${agent.id}|${which}`;
+    this.reserve(agent, bucket ?? "vend")();
+  }
+
+  /**
+   * Checks that the bucket has a token, without taking it: the returned function takes it. (The
+   * task repository fake takes a vend's token this way, with the rest of its create.)
+   * @throws RateLimitedError when the bucket is empty
+   */
+  reserve(agent: AgentRef, bucket: RateBucket): () => void {
+    const key = `${agent.issuer}|${agent.id}|${bucket}`;
     const now = this.now().getTime();
     const next = this.#nextTokenAt.get(key);
-    if (next === undefined || next <= now) {
-      this.#nextTokenAt.set(key, now + this.#intervalMs);
-    } else {
-      const limit = now + (this.#capacity - 1) * this.#intervalMs;
-      if (next > limit) {
-        throw new RateLimitedError(
-          "too many vends by this agent, slow down",
-          Math.max(1, Math.ceil((next - limit) / 1000)),
-        );
-      }
-      this.#nextTokenAt.set(key, next + this.#intervalMs);
+    const limit = now + (this.#capacity - 1) * this.#intervalMs;
+    if (next !== undefined && next > limit) {
+      throw new RateLimitedError(
+        `too many ${bucket === "vend" ? "vends" : "credential refreshes"} by this agent, slow down`,
+        Math.max(1, Math.ceil((next - limit) / 1000)),
+      );
     }
-    this.consumed.push({ agent: { issuer: agent.issuer, id: agent.id }, bucket: which });
+    return () => {
+      this.#nextTokenAt.set(
+        key,
+        next === undefined || next <= now ? now + this.#intervalMs : next + this.#intervalMs,
+      );
+      this.consumed.push({ agent: { issuer: agent.issuer, id: agent.id }, bucket });
+    };
   }
 }
 
@@ -542,6 +602,8 @@ export class MemoryLifecycle extends Fake<"start"> implements LifecycleStarter {
   }
 
   async start(task: Pick<Task, "taskId" | "expiresAt" | "status">): Promise<void> {
+    const gate = this.held("start");
+    if (gate) await gate;
     this.enter("start", [task]);
     if (!this.executions.has(task.taskId)) {
       this.executions.set(task.taskId, lifecycleInput(task, this.now()));
@@ -578,30 +640,6 @@ export class MemoryNotifier extends Fake<"pendingApproval"> implements ApprovalN
 }
 
 /**
- * {@link ReplayCache} with the DynamoDB adapter's semantics: a `jti` of an issuer is refused
- * (`InvalidTokenError("token already used")`) until `max(exp, now) + graceSeconds` has passed.
- */
-export class MemoryReplayCache extends Fake<"consume"> implements ReplayCache {
-  /** `issuer|jti` → epoch second after which the entry no longer blocks. */
-  readonly used = new Map<string, number>();
-  readonly #graceSeconds: number;
-
-  constructor(options: FakeOptions & { graceSeconds?: number } = {}) {
-    super("replay", options);
-    this.#graceSeconds = options.graceSeconds ?? 300;
-  }
-
-  async consume(issuer: string, jti: string, expiresAt: number): Promise<void> {
-    this.enter("consume", [issuer, jti, expiresAt]);
-    const now = Math.floor(this.now().getTime() / 1000);
-    const key = `${issuer}|${jti}`;
-    const until = this.used.get(key);
-    if (until !== undefined && !(until < now)) throw new InvalidTokenError("token already used");
-    this.used.set(key, Math.max(Math.ceil(expiresAt), now) + this.#graceSeconds);
-  }
-}
-
-/**
  * {@link CredentialBroker} that checks each request against STS's limits (as `StsBroker` does
  * before calling STS), records it, and returns predictable fake credentials expiring
  * `durationSeconds` from now: `ASIAFAKE…0001`, `…0002`, ….
@@ -617,6 +655,8 @@ export class MemoryCredentialBroker extends Fake<"assumeRole"> implements Creden
   }
 
   async assumeRole(request: AssumeRoleRequest): Promise<IssuedCredentials> {
+    const gate = this.held("assumeRole");
+    if (gate) await gate;
     this.enter("assumeRole", [request]);
     assertStsLimits(request);
     this.requests.push(structuredClone(request));

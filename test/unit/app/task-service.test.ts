@@ -23,7 +23,6 @@ import {
   MemoryLifecycle,
   MemoryNotifier,
   MemoryRateLimiter,
-  MemoryReplayCache,
   MemoryTaskRepository,
   MemoryTaskTokens,
   MemoryTemplateStore,
@@ -112,8 +111,6 @@ function world(options: { policies?: string; capacity?: number; refillPerSecond?
     common,
   );
   const templates = new MemoryTemplateStore([reportsRead, deploy, tenantReports, limited], common);
-  const tasks = new MemoryTaskRepository(common);
-  const replay = new MemoryReplayCache(common);
   const broker = new MemoryCredentialBroker(common);
   const audit = new JournalAuditLog(journal);
   const lifecycle = new MemoryLifecycle(common);
@@ -124,6 +121,8 @@ function world(options: { policies?: string; capacity?: number; refillPerSecond?
     ...(options.capacity === undefined ? {} : { capacity: options.capacity }),
     ...(options.refillPerSecond === undefined ? {} : { refillPerSecond: options.refillPerSecond }),
   });
+  // The vend's rate token and its tokens' jti are taken by the task's create (one transaction).
+  const tasks = new MemoryTaskRepository({ ...common, rateLimiter });
   const agents = new MemoryAgentRegistry(common);
   const authorizer = new CedarAuthorizer({
     store: new FakePolicyStore(options.policies ?? ""),
@@ -135,7 +134,6 @@ function world(options: { policies?: string; capacity?: number; refillPerSecond?
     verifier,
     templates,
     tasks,
-    replay,
     authorizer,
     broker,
     audit,
@@ -155,7 +153,6 @@ function world(options: { policies?: string; capacity?: number; refillPerSecond?
     verifier,
     templates,
     tasks,
-    replay,
     broker,
     audit,
     lifecycle,
@@ -202,6 +199,11 @@ async function expectRefusal(
 }
 
 /** A vend of reports-read that succeeded, with the given Idempotency-Key. */
+/** Lets every pending promise chain that does not wait on a held call run to its end. */
+function settle(): Promise<void> {
+  return new Promise((done) => setImmediate(done));
+}
+
 async function vendReports(w: World, jti = "jti-a1", options: VendOptions = { requestId: "req-1" }) {
   return w.service.vend(agentA(jti), reportsInput, options);
 }
@@ -292,8 +294,8 @@ when { context.parameters.hasTag("prefix") && context.parameters.getTag("prefix"
         ...refusal.extra,
       },
     ]);
-    expect(w.replay.calls).toEqual([]);
-    expect(w.rateLimiter.calls).toEqual([]);
+    expect(w.rateLimiter.consumed).toEqual([]);
+    expect(w.tasks.usedTokens.size).toBe(0);
     expect(w.tasks.calls).toEqual([]);
     expect(w.tasks.all()).toEqual([]);
     expect(w.agents.calls).toEqual([]);
@@ -325,7 +327,7 @@ when { context.parameters.hasTag("prefix") && context.parameters.getTag("prefix"
     );
 
     expect(w.audit.names()).toEqual(["vend.denied"]);
-    expect(w.replay.calls).toEqual([]);
+    expect(w.tasks.usedTokens.size).toBe(0);
     expect(w.tasks.all()).toEqual([]);
   });
 
@@ -350,11 +352,13 @@ when { context.parameters.hasTag("prefix") && context.parameters.getTag("prefix"
     expect(w.audit.names()).toEqual(["vend.allowed", "credentials.issued", "vend.denied"]);
     expect(w.tasks.all().map((t) => t.taskId)).toEqual([TASK_1]);
     expect(w.broker.calls).toHaveLength(1);
+    // The refused create took no rate token.
+    expect(w.rateLimiter.consumed).toHaveLength(1);
   });
 
   it("refuses a replayed subject token 401 and creates no task", async () => {
     const w = world();
-    w.replay.used.set(`${USERS}|jti-alice-acme`, TOKEN_EXP + 300);
+    w.tasks.usedTokens.set(`${USERS}|jti-alice-acme`, TOKEN_EXP + 300);
 
     await expectRefusal(
       w.service.vend(supportAgent("jti-s1"), customerInput, { requestId: "req-3" }),
@@ -362,8 +366,9 @@ when { context.parameters.hasTag("prefix") && context.parameters.getTag("prefix"
       "token already used",
     );
 
-    // The subject token is spent first: a replayed one never burns the agent's token.
-    expect(w.replay.callsOf("consume")).toEqual([[USERS, "jti-alice-acme", TOKEN_EXP]]);
+    // Spent with the task, all or nothing: a replayed subject token never burns the agent's token.
+    expect([...w.tasks.usedTokens.keys()]).toEqual([`${USERS}|jti-alice-acme`]);
+    expect(w.tasks.callsOf("create")).toHaveLength(1);
     expect(w.audit.events).toEqual([
       {
         event: "vend.denied",
@@ -376,13 +381,13 @@ when { context.parameters.hasTag("prefix") && context.parameters.getTag("prefix"
         token: "subject",
       },
     ]);
-    expect(w.tasks.calls).toEqual([]);
+    expect(w.tasks.all()).toEqual([]);
     expect(w.broker.calls).toEqual([]);
   });
 });
 
 describe("TaskService.vend: a successful vend", () => {
-  it("consumes the token, audits, records, schedules and then issues, in that order", async () => {
+  it("records the task with its claims in one create, audits, schedules beside issuing, then records the issue", async () => {
     const w = world();
 
     const result = await w.service.vend(agentA("jti-a1"), reportsInput, {
@@ -419,10 +424,9 @@ describe("TaskService.vend: a successful vend", () => {
       Date.parse(result.task.expiresAt),
     );
 
+    // One write before the lifecycle and STS, which run side by side; the issue is recorded last.
     expect(w.journal.labels()).toEqual([
       "templates.get",
-      "rateLimiter.consume",
-      "replay.consume",
       "tasks.create",
       "audit.vend.allowed",
       "agents.recordAgentSeen",
@@ -431,8 +435,14 @@ describe("TaskService.vend: a successful vend", () => {
       "tasks.recordIssue",
       "audit.credentials.issued",
     ]);
-    expect(w.replay.callsOf("consume")).toEqual([[AGENTS, "jti-a1", TOKEN_EXP]]);
-    expect(w.tasks.callsOf("create")).toEqual([[expectedTask]]);
+    expect(w.tasks.callsOf("create")).toEqual([
+      [
+        expectedTask,
+        { rate: true, tokens: [{ issuer: AGENTS, jti: "jti-a1", expiresAt: TOKEN_EXP, role: "agent" }] },
+      ],
+    ]);
+    expect([...w.tasks.usedTokens.keys()]).toEqual([`${AGENTS}|jti-a1`]);
+    expect(w.rateLimiter.consumed).toEqual([{ agent: { issuer: AGENTS, id: "agent-a" }, bucket: "vend" }]);
     expect(w.lifecycle.executions).toEqual(
       new Map([
         [
@@ -499,16 +509,16 @@ describe("TaskService.vend: a successful vend", () => {
     expect(w.verifier.calls).toEqual([
       { method: "verify", args: ["subject-alice", { kind: "user", use: "subject" }] },
     ]);
-    expect(w.replay.callsOf("consume")).toEqual([
-      [USERS, "jti-alice-acme", TOKEN_EXP],
-      [CUSTOMER_AGENTS, "jti-s1", TOKEN_EXP],
-    ]);
-    expect(w.journal.labels().slice(0, 7)).toEqual([
+    expect(w.tasks.callsOf("create")[0]?.[1]).toEqual({
+      rate: true,
+      tokens: [
+        { issuer: USERS, jti: "jti-alice-acme", expiresAt: TOKEN_EXP, role: "subject" },
+        { issuer: CUSTOMER_AGENTS, jti: "jti-s1", expiresAt: TOKEN_EXP, role: "agent" },
+      ],
+    });
+    expect(w.journal.labels().slice(0, 4)).toEqual([
       "templates.get",
       "verifier.verify",
-      "rateLimiter.consume",
-      "replay.consume",
-      "replay.consume",
       "tasks.create",
       "audit.vend.allowed",
     ]);
@@ -548,7 +558,7 @@ describe("TaskService.vend: a successful vend", () => {
 });
 
 describe("TaskService.vend: failures after the record exists", () => {
-  it("marks the task failed and never calls the broker when the lifecycle cannot start", async () => {
+  it("marks the task failed and drops the credential minted meanwhile when the lifecycle cannot start", async () => {
     const w = world();
     w.lifecycle.fail(new Error("StartExecution throttled"));
 
@@ -560,7 +570,8 @@ describe("TaskService.vend: failures after the record exists", () => {
       reason: "could not schedule the task's lifecycle",
       issuedCount: 0,
     });
-    expect(w.broker.calls).toEqual([]);
+    // STS ran beside the failed start; its credential was never recorded, audited or returned.
+    expect(w.broker.issued).toHaveLength(1);
     expect(w.tasks.callsOf("recordIssue")).toEqual([]);
     expect(w.audit.events).toEqual([
       expect.objectContaining({ event: "vend.allowed", taskId: TASK_1 }),
@@ -572,6 +583,86 @@ describe("TaskService.vend: failures after the record exists", () => {
         taskId: TASK_1,
         reason: "could not schedule the task's lifecycle",
       },
+    ]);
+  });
+
+  it.each([
+    { first: "STS succeeds, then the lifecycle start fails", held: "lifecycle" },
+    { first: "the lifecycle start fails, then STS succeeds", held: "broker" },
+  ] as const)("returns nothing and fails the task when $first", async ({ held }) => {
+    const w = world();
+    w.lifecycle.fail(new Error("StartExecution throttled"));
+    const release = held === "lifecycle" ? w.lifecycle.hold("start") : w.broker.hold("assumeRole");
+
+    const vend = rejectionOf(vendReports(w));
+    await settle();
+    // The other call is done, and the vend still waits for the held one; a failed start fails
+    // the task at once.
+    if (held === "lifecycle") {
+      expect(w.broker.issued).toHaveLength(1);
+      expect(w.tasks.callsOf("markFailed")).toEqual([]);
+    } else {
+      expect(w.lifecycle.calls).toHaveLength(1);
+      expect(w.tasks.callsOf("markFailed")).toHaveLength(1);
+    }
+    release();
+    const error = await vend;
+
+    expect(error).toBeInstanceOf(UpstreamUnavailableError);
+    expect(error.message).toBe("could not schedule the task's lifecycle");
+    expect(w.broker.issued).toHaveLength(1);
+    expect(w.lifecycle.executions.size).toBe(0);
+    expect(w.tasks.peek(TASK_1)).toMatchObject({ status: "failed", issuedCount: 0 });
+    expect(w.tasks.callsOf("recordIssue")).toEqual([]);
+    expect(w.audit.names()).toEqual(["vend.allowed", "task.failed"]);
+  });
+
+  it.each([
+    { first: "the lifecycle starts, then STS fails", held: "broker" },
+    { first: "STS fails, then the lifecycle starts", held: "lifecycle" },
+  ] as const)("returns nothing and fails the task when $first", async ({ held }) => {
+    const w = world();
+    w.broker.fail(new UpstreamUnavailableError("STS is unavailable"));
+    const release = held === "lifecycle" ? w.lifecycle.hold("start") : w.broker.hold("assumeRole");
+
+    const vend = rejectionOf(vendReports(w));
+    await settle();
+    expect(w.tasks.callsOf("markFailed")).toEqual([]);
+    release();
+    const error = await vend;
+
+    expect(error.message).toBe("STS is unavailable");
+    expect(w.lifecycle.executions.has(TASK_1)).toBe(true);
+    expect(w.tasks.peek(TASK_1)).toMatchObject({
+      status: "failed",
+      reason: "STS is unavailable",
+      issuedCount: 0,
+    });
+    expect(w.tasks.callsOf("markFailed")).toHaveLength(1);
+    expect(w.audit.names()).toEqual(["vend.allowed", "task.failed"]);
+  });
+
+  it("answers only once both the lifecycle start and STS are done, and the issue is recorded", async () => {
+    const w = world();
+    const release = w.lifecycle.hold("start");
+
+    let answered = false;
+    const vend = vendReports(w).then((result) => {
+      answered = true;
+      return result;
+    });
+    await settle();
+    expect(w.broker.issued).toHaveLength(1);
+    expect(answered).toBe(false);
+    expect(w.tasks.callsOf("recordIssue")).toEqual([]);
+    release();
+
+    expect((await vend).credentials?.AccessKeyId).toBe(w.broker.issued[0]?.AccessKeyId);
+    expect(w.journal.labels().slice(-4)).toEqual([
+      "broker.assumeRole",
+      "lifecycle.start",
+      "tasks.recordIssue",
+      "audit.credentials.issued",
     ]);
   });
 
@@ -704,6 +795,24 @@ describe("TaskService.vend: approval-required templates", () => {
 });
 
 describe("TaskService.vend: Idempotency-Key", () => {
+  it("drops the replay's credential and leaves the task as it is when its lifecycle cannot be made sure of", async () => {
+    const w = world();
+    await vendReports(w, "jti-a1", { idempotencyKey: "key-1" });
+    w.lifecycle.fail(new Error("StartExecution throttled"));
+
+    await expectRefusal(
+      vendReports(w, "jti-a2", { idempotencyKey: "key-1" }),
+      UpstreamUnavailableError,
+      "could not schedule the task's lifecycle",
+    );
+
+    // Minted beside the start, never recorded or returned; the first request's task stays active.
+    expect(w.broker.issued).toHaveLength(2);
+    expect(w.tasks.callsOf("recordIssue")).toHaveLength(1);
+    expect(w.tasks.peek(TASK_1)).toMatchObject({ status: "active", issuedCount: 1 });
+    expect(w.audit.names().filter((name) => name === "credentials.issued")).toHaveLength(1);
+  });
+
   it("answers a repeated request with the same task and fresh credentials", async () => {
     const w = world();
     const first = await vendReports(w, "jti-a1", { idempotencyKey: "key-1" });
@@ -824,7 +933,7 @@ describe("TaskService: per-agent rates", () => {
     const refreshLimited = await expectRefusal(
       w.service.refresh(agentA("jti-a1"), TASK_1),
       RateLimitedError,
-      "too many vends by this agent, slow down",
+      "too many credential refreshes by this agent, slow down",
     );
     expect((refreshLimited as RateLimitedError).headers).toEqual({ "Retry-After": "10" });
 
@@ -835,13 +944,18 @@ describe("TaskService: per-agent rates", () => {
     );
     expect((vendLimited as RateLimitedError).headers).toEqual({ "Retry-After": "10" });
 
-    expect(w.rateLimiter.callsOf("consume")).toEqual([[ref], [ref, "refresh"], [ref, "refresh"], [ref]]);
+    // Refreshes ask the limiter; vends take their token in the task's create.
+    expect(w.rateLimiter.callsOf("consume")).toEqual([
+      [ref, "refresh"],
+      [ref, "refresh"],
+    ]);
+    expect(w.tasks.callsOf("create")).toHaveLength(2);
     expect(w.rateLimiter.consumed).toEqual([
       { agent: ref, bucket: "vend" },
       { agent: ref, bucket: "refresh" },
     ]);
     // The limited vend's token was not consumed: the agent may retry with it.
-    expect(w.replay.callsOf("consume")).toEqual([[AGENTS, "jti-a1", TOKEN_EXP]]);
+    expect([...w.tasks.usedTokens.keys()]).toEqual([`${AGENTS}|jti-a1`]);
     expect(w.audit.events.at(-1)).toMatchObject({
       event: "vend.denied",
       requestId: "req-6",
@@ -882,7 +996,7 @@ describe("TaskService.refresh", () => {
     await expectRefusal(w.service.refresh(agent("agent-b"), TASK_1), NotFoundError, "unknown task");
 
     expect(w.broker.calls).toHaveLength(1);
-    expect(w.rateLimiter.callsOf("consume")).toHaveLength(1);
+    expect(w.rateLimiter.consumed).toHaveLength(1);
   });
 
   it("answers 409 once the task has expired", async () => {
