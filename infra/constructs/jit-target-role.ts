@@ -18,7 +18,11 @@ import {
 /** IAM's limit on managed policies attached to one role. */
 const MANAGED_POLICIES_PER_ROLE = 10;
 
-/** The tag that marks a role as a jitv target, for discovery (`aws iam list-roles`, Config, tag policies). */
+/**
+ * The tag that marks a role as a jitv target. The vending stack may assume, and revoke on, only
+ * roles that carry it (`aws:ResourceTag/jitv:target` conditions, infra/constructs/target-roles.ts),
+ * so a hand-made target role needs it too; it also serves discovery (`aws iam list-roles`, Config).
+ */
 export const JITV_TARGET_TAG = { key: "jitv:target", value: "true" } as const;
 
 /** Session tags jitv always sets (CONTRACT.md section 5); a role that agents assume requires them. */

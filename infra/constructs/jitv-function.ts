@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, Runtime } from "aws-cdk-lib/aws-lambda";
+import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
 import { type ICommandHooks, NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
@@ -92,7 +92,7 @@ export interface JitvFunctionProps {
  * maps, the AWS SDK bundled at the versions `package-lock.json` pins: it imports in about half
  * the time of the runtime's copy, and runs what the tests ran), its own role that starts with no permissions at all
  * (not even the AWS managed basic execution policy), and its own log group with a retention
- * whose ARN is the only place the role may write logs. Each caller adds exactly the statements
+ * whose ARN is the only place the role may write logs, and X-Ray active tracing. Each caller adds exactly the statements
  * its function needs to `role`.
  */
 export class JitvFunction extends Construct {
@@ -145,6 +145,8 @@ export class JitvFunction extends Construct {
       timeout: props.timeout ?? Duration.seconds(30),
       role: this.role,
       logGroup: this.logGroup,
+      // X-Ray active tracing: CDK grants the role xray:PutTraceSegments and xray:PutTelemetryRecords.
+      tracing: Tracing.ACTIVE,
       // Stack traces point into the TypeScript sources through the bundled source map.
       environment: { NODE_OPTIONS: "--enable-source-maps", ...props.environment },
       ...(props.reservedConcurrentExecutions === undefined
@@ -164,6 +166,19 @@ export class JitvFunction extends Construct {
         commandHooks,
       },
     });
+    NagSuppressions.addResourceSuppressions(
+      this.role,
+      [
+        {
+          id: "AwsSolutions-IAM5",
+          reason:
+            "Added by CDK for active tracing: X-Ray's PutTraceSegments and PutTelemetryRecords do not support " +
+            "resource-level permissions, so IAM only accepts Resource * for them.",
+          appliesTo: ["Resource::*"],
+        },
+      ],
+      true,
+    );
     NagSuppressions.addResourceSuppressions(this.function, [
       {
         id: "AwsSolutions-L1",

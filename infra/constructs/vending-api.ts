@@ -3,8 +3,8 @@ import {
   AccessLogFormat,
   type CfnRestApi,
   EndpointType,
+  type JsonSchema,
   JsonSchemaType,
-  JsonSchemaVersion,
   LambdaIntegration,
   LogGroupLogDestination,
   MethodLoggingLevel,
@@ -19,12 +19,39 @@ import { CfnWebACLAssociation } from "aws-cdk-lib/aws-wafv2";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
 import { CONTRACT_ROUTES, type ContractRoute } from "../../lib/http/contract.js";
+import { gatewayModelSchema } from "./gateway-models.js";
 
 /**
  * Every route of the deployed API: the contract's one route table (lib/http/contract.ts), which
  * the handlers and the OpenAPI document use too. Paths outside it never reach the function.
  */
 export const API_ROUTES = CONTRACT_ROUTES;
+
+type GatewayModel = NonNullable<ContractRoute["gatewayModel"]>;
+
+/** The API Gateway model of each checked body. */
+export const GATEWAY_MODEL_NAMES: Readonly<Record<GatewayModel, string>> = {
+  vend: "VendRequest",
+  revoke: "RevokeRequest",
+};
+
+/**
+ * What the gateway bounds beyond the body schema, where the contract leaves a field open:
+ * `parameters` is checked against its template inside the function (declared names, each value
+ * within its `maxLength` of at most 256), so the gateway only caps its size and shape.
+ */
+export const GATEWAY_NARROWING: Readonly<Record<GatewayModel, Readonly<Record<string, JsonSchema>>>> = {
+  vend: {
+    parameters: {
+      maxProperties: 32,
+      additionalProperties: false,
+      patternProperties: {
+        "^[A-Za-z][A-Za-z0-9_]{0,31}$": { type: JsonSchemaType.STRING, maxLength: 256 },
+      },
+    },
+  },
+  revoke: {},
+};
 
 /**
  * TLS policy of the API's own endpoint: TLS 1.2 and 1.3 only. (A regional API's default
@@ -80,7 +107,8 @@ export interface VendingApiProps {
 
 /**
  * The jitv REST API: regional, TLS 1.2+, one resource per contract route with a Lambda proxy
- * integration, bodies of `POST /v1/tasks` and `/revoke` bounded and checked against a schema,
+ * integration, bodies of `POST /v1/tasks` and `/revoke` bounded and checked against a model
+ * generated from the handlers' own zod schemas,
  * stage throttling plus a tighter limit on vending, JSON access logs, ERROR execution logs
  * without data, X-Ray tracing, and gateway errors in the contract's error shape.
  */
@@ -138,45 +166,17 @@ export class VendingApi extends Construct {
       validateRequestBody: true,
       validateRequestParameters: true,
     });
-    const models: Record<NonNullable<ContractRoute["gatewayModel"]>, Model> = {
-      vend: this.api.addModel("VendRequest", {
+    // One model per route the gateway checks, generated from the body schema its handler uses.
+    const models = {} as Record<GatewayModel, Model>;
+    for (const route of API_ROUTES) {
+      if (route.gatewayModel === undefined || route.body === undefined) continue;
+      const name = GATEWAY_MODEL_NAMES[route.gatewayModel];
+      models[route.gatewayModel] = this.api.addModel(name, {
         contentType: "application/json",
-        modelName: "VendRequest",
-        schema: {
-          schema: JsonSchemaVersion.DRAFT4,
-          title: "VendRequest",
-          type: JsonSchemaType.OBJECT,
-          additionalProperties: false,
-          required: ["template"],
-          properties: {
-            template: { type: JsonSchemaType.STRING, minLength: 1, maxLength: 64 },
-            parameters: {
-              type: JsonSchemaType.OBJECT,
-              maxProperties: 32,
-              additionalProperties: false,
-              patternProperties: {
-                "^[A-Za-z][A-Za-z0-9_]{0,31}$": { type: JsonSchemaType.STRING, maxLength: 256 },
-              },
-            },
-            purpose: { type: JsonSchemaType.STRING, maxLength: 256 },
-            ttlSeconds: { type: JsonSchemaType.INTEGER, minimum: 1 },
-            subjectToken: { type: JsonSchemaType.STRING, minLength: 1, maxLength: 8192 },
-          },
-        },
-      }),
-      revoke: this.api.addModel("RevokeRequest", {
-        contentType: "application/json",
-        modelName: "RevokeRequest",
-        schema: {
-          schema: JsonSchemaVersion.DRAFT4,
-          title: "RevokeRequest",
-          type: JsonSchemaType.OBJECT,
-          additionalProperties: false,
-          required: ["reason"],
-          properties: { reason: { type: JsonSchemaType.STRING, minLength: 1, maxLength: 256 } },
-        },
-      }),
-    };
+        modelName: name,
+        schema: gatewayModelSchema(route.body, name, GATEWAY_NARROWING[route.gatewayModel]),
+      });
+    }
 
     const integration = new LambdaIntegration(props.handler, { proxy: true, allowTestInvoke: false });
     for (const route of API_ROUTES) {

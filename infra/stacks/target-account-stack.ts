@@ -9,6 +9,8 @@ import {
 } from "../../lib/revocation/iam-role-policy-writer.js";
 import { OVERFLOW_POLICY_PATH } from "../../lib/revocation/policy.js";
 import { DEPLOY_DEFAULTS } from "../config.js";
+import { DriftForwarder } from "../constructs/drift-forwarder.js";
+import { TARGET_ROLE_CONDITION } from "../constructs/target-roles.js";
 
 export interface TargetAccountStackProps extends StackProps {
   /** The account of the vending stack (its revoking functions assume the revoker role from there). */
@@ -30,8 +32,9 @@ export interface TargetAccountStackProps extends StackProps {
  *   (the vending stack tags exactly its revoking functions' roles), so neither the vend function
  *   nor any other role of that account can use it.
  * - Permissions: reading and writing the inline policies of roles under `rolePath` in this
- *   account (what revocation needs to measure the role's quota and project the deny list), and
- *   explicitly never on itself.
+ *   account that carry the tag `jitv:target=true` (what revocation needs to measure the role's
+ *   quota and project the deny list), new versions of their overflow policies under
+ *   `/jitv/revocation/`, and explicitly never anything on itself.
  *
  * @example
  * npx cdk deploy JitvTargetAccount -c vendingAccount=111122223333   # with credentials of the target account
@@ -68,6 +71,8 @@ export class TargetAccountStack extends Stack {
               sid: "RevocationPolicyOnJitvRoles",
               actions: [...REVOCATION_ROLE_ACTIONS],
               resources: [jitvRoles],
+              // Only roles tagged jitv:target=true (JitTargetRole's tag), not all of the path.
+              conditions: TARGET_ROLE_CONDITION,
             }),
             new PolicyStatement({
               sid: "RevocationOverflowPolicies",
@@ -107,6 +112,8 @@ export class TargetAccountStack extends Stack {
         ],
       },
     ]);
+    // CloudTrail records of this account's jitv sessions, to the vending account's drift detector.
+    new DriftForwarder(this, "DriftForwarder", { vendingAccount: props.vendingAccount, rolePath });
     new CfnOutput(this, "RevokerRoleArn", { value: this.revokerRole.roleArn });
   }
 }

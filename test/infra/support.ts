@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
-import { App, type CfnElement, type Environment, type Stack } from "aws-cdk-lib";
-import type { Template } from "aws-cdk-lib/assertions";
+import { App, Aspects, type CfnElement, type Environment, Stack } from "aws-cdk-lib";
+import { Annotations, Match, type Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
 import { buildVendingApp } from "../../infra/build-app.js";
 import type { VendingStack } from "../../infra/stacks/vending-stack.js";
 
@@ -17,14 +18,42 @@ export function cdkJsonContext(): Record<string, unknown> {
  * cdk-nag's AWS Solutions checks), from cdk.json plus `context`.
  */
 export function buildTestApp(
-  options: { context?: Record<string, unknown>; env?: Environment; outdir?: string } = {},
+  options: { context?: Record<string, unknown>; env?: Environment; outdir?: string; bundle?: boolean } = {},
 ): { app: App; stack: VendingStack } {
   const app = new App({
-    context: { ...cdkJsonContext(), issuersFile: "examples/issuers.json", ...options.context },
+    context: {
+      ...cdkJsonContext(),
+      issuersFile: "examples/issuers.json",
+      ...(options.bundle === false ? NO_BUNDLING : {}),
+      ...options.context,
+    },
     ...(options.outdir === undefined ? {} : { outdir: options.outdir }),
   });
   const stack = buildVendingApp(app, options.env === undefined ? {} : { env: options.env });
   return { app, stack };
+}
+
+/** CDK context that skips bundling (assets become placeholders): for tests that read the template only. */
+const NO_BUNDLING = { "aws:cdk:bundling-stacks": [] };
+
+/**
+ * An empty stack in an app with cdk.json's context, cdk-nag's AWS Solutions checks (unless
+ * `nag: false`, for tests that stand in bare resources for the vending stack's) and no
+ * bundling: for one construct's tests, in isolation from the vending stack's wiring.
+ */
+export function constructTestStack(env?: Environment, options: { nag?: boolean } = {}): Stack {
+  const app = new App({ context: { ...cdkJsonContext(), ...NO_BUNDLING } });
+  if (options.nag !== false) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+  return new Stack(app, "ConstructTest", env === undefined ? {} : { env });
+}
+
+/** cdk-nag's AWS Solutions errors and warnings on a stack, one line each ([] when clean). */
+export function nagFindings(stack: Stack): string[] {
+  const annotations = Annotations.fromStack(stack);
+  return [
+    ...annotations.findError("*", Match.stringLikeRegexp("AwsSolutions-.*")),
+    ...annotations.findWarning("*", Match.stringLikeRegexp("AwsSolutions-.*")),
+  ].map((f) => `${f.id}: ${String(f.entry.data).slice(0, 100)}`);
 }
 
 /** The logical id of a construct's CloudFormation resource (its default child). */

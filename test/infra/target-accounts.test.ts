@@ -3,7 +3,14 @@ import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { describe, expect, it } from "vitest";
 import { buildTargetAccountApp } from "../../infra/build-app.js";
 import { ConfigError } from "../../lib/domain/errors.js";
-import { actionsOf, allIdentityStatements, buildTestApp, cdkJsonContext, type Resources } from "./support.js";
+import {
+  actionsOf,
+  allIdentityStatements,
+  buildTestApp,
+  cdkJsonContext,
+  logicalId,
+  type Resources,
+} from "./support.js";
 
 // Cross-account revocation (CONTRACT.md section 6): the vending stack's revoking functions write
 // through a revoker role in each target account, which trusts only them.
@@ -41,10 +48,12 @@ describe("TargetAccountStack", () => {
     });
   });
 
-  it("may only read and write inline policies of this account's jitv roles, never its own", () => {
-    const statements = allIdentityStatements(template.toJSON().Resources as Resources).map(
-      (s) => s.statement,
-    );
+  it("may only read and write inline policies of this account's tagged jitv roles, never its own", () => {
+    const resources = template.toJSON().Resources as Resources;
+    const revoker = logicalId(stack, stack.revokerRole);
+    const statements = allIdentityStatements(resources)
+      .filter(({ resource }) => resource === revoker)
+      .map((s) => s.statement);
     expect(statements).toEqual([
       {
         Sid: "RevocationPolicyOnJitvRoles",
@@ -57,6 +66,8 @@ describe("TargetAccountStack", () => {
           "iam:PutRolePolicy",
         ],
         Resource: `arn:aws:iam::${TARGET}:role/jitv/*`,
+        // Only roles tagged as jitv targets: a role that merely sits under the path is not written.
+        Condition: { StringEquals: { "aws:ResourceTag/jitv:target": "true" } },
       },
       {
         Sid: "RevocationOverflowPolicies",
@@ -77,6 +88,9 @@ describe("TargetAccountStack", () => {
         Resource: `arn:aws:iam::${TARGET}:role/jitv/jitv-revoker`,
       },
     ]);
+    // The stack's other role (the drift forwarder's) may only put events on the vending account's bus.
+    const others = allIdentityStatements(resources).filter(({ resource }) => resource !== revoker);
+    expect(others.flatMap(({ statement }) => actionsOf(statement))).toEqual(["events:PutEvents"]);
     expect(nagFindings(stack)).toEqual([]);
   });
 
@@ -106,8 +120,8 @@ describe("VendingStack with targetAccounts", () => {
       `arn:aws:iam::${TARGET}:role/jitv/*`,
     ]);
     const assume = statements.filter(({ statement }) => statement.Sid === "AssumeTargetAccountRevokers");
-    // The Revoke state's function and the TTL backstop (the only functions that revoke).
-    expect(assume.length).toBe(2);
+    // The Revoke state's function, the TTL backstop and its sweep (the only functions that revoke).
+    expect(assume.length).toBe(3);
     for (const { statement } of assume) {
       expect(actionsOf(statement)).toEqual(["sts:AssumeRole"]);
       expect(statement.Resource).toBe(`arn:aws:iam::${TARGET}:role/jitv/jitv-revoker`);

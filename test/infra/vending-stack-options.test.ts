@@ -40,8 +40,9 @@ describe("VendingStack with every option, deployed to a known account and region
     const targets = allIdentityStatements(resources).filter(({ statement }) =>
       actionsOf(statement).some((a) => a.startsWith("sts:") || a.startsWith("iam:")),
     );
-    // Vend (API), revoke (Revoke state, TTL backstop), and the two revokers' overflow policies.
-    expect(targets).toHaveLength(5);
+    // Vend (API), revoke (Revoke state, TTL backstop, backstop sweep), and the three revokers'
+    // overflow policies.
+    expect(targets).toHaveLength(7);
     for (const { statement } of targets) {
       expect(statement.Resource).toEqual(
         statement.Sid === "RevocationOverflowPolicies"
@@ -90,7 +91,7 @@ describe("VendingStack with allowedRoleArns", () => {
     const targets = allIdentityStatements(resources).filter(({ statement }) =>
       actionsOf(statement).some((a) => a.startsWith("sts:") || a.startsWith("iam:")),
     );
-    expect(targets).toHaveLength(5);
+    expect(targets).toHaveLength(7);
     for (const { statement } of targets) {
       if (statement.Sid !== "RevocationOverflowPolicies") expect(statement.Resource).toEqual(ROLES);
     }

@@ -7,14 +7,11 @@ import { fileURLToPath } from "node:url";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { Annotations, Capture, Match, Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ESM_REQUIRE_BANNER } from "../../infra/constructs/jitv-function.js";
+import { ESM_REQUIRE_BANNER, JitvFunction } from "../../infra/constructs/jitv-function.js";
+import { LIFECYCLE_FUNCTIONS, lifecycleEntryName } from "../../infra/constructs/task-lifecycle.js";
+import { BUNDLED_ISSUERS_FILE } from "../../infra/constructs/vend-function.js";
 import { ACCESS_LOG_FIELDS, API_ROUTES } from "../../infra/constructs/vending-api.js";
-import {
-  BUNDLED_ISSUERS_FILE,
-  LIFECYCLE_FUNCTIONS,
-  lifecycleEntryName,
-  type VendingStack,
-} from "../../infra/stacks/vending-stack.js";
+import type { VendingStack } from "../../infra/stacks/vending-stack.js";
 import { isTtlLeaseExpiry } from "../../lib/app/ttl-backstop.js";
 import { EmfMetrics, METRICS_NAMESPACE } from "../../lib/audit/metrics.js";
 import {
@@ -104,9 +101,25 @@ function statementsOf(fn: { role: { node: { defaultChild?: unknown } } }): State
   return policies[0]?.Properties.PolicyDocument.Statement as Statement[];
 }
 
+/** What active tracing adds to every function's role (X-Ray takes no resource-level permissions). */
+const XRAY_TRACING: Statement = {
+  Effect: "Allow",
+  Action: ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+  Resource: "*",
+};
+/** The tag every target role must carry for jitv to assume it or write on it. */
+const TAGGED_TARGET = { StringEquals: { "aws:ResourceTag/jitv:target": "true" } };
+
+/**
+ * A function role's statements: exactly `expected`, plus the X-Ray statement of active tracing
+ * unless `expected` holds it (merged with another `Resource: *` statement by minimizePolicies).
+ */
 function expectStatements(actual: Statement[], expected: Statement[]) {
-  expect(actual).toHaveLength(expected.length);
-  expect(actual).toEqual(expect.arrayContaining(expected));
+  const traced = expected.some((s) => actionsOf(s).includes("xray:PutTraceSegments"))
+    ? expected
+    : [...expected, XRAY_TRACING];
+  expect(actual).toHaveLength(traced.length);
+  expect(actual).toEqual(expect.arrayContaining(traced));
 }
 
 describe("VendingStack: table", () => {
@@ -144,7 +157,8 @@ describe("VendingStack: table", () => {
 describe("VendingStack: functions", () => {
   it("bundles one arm64 Node 22 function per entry point, each with its own log group and role", () => {
     const functions = Object.entries(resources).filter(([, r]) => r.Type === "AWS::Lambda::Function");
-    expect(functions).toHaveLength(Object.keys(LIFECYCLE_STATES).length + 3);
+    // The lifecycle's, then the API, TTL stream, backstop sweep, secret rotation and drift functions.
+    expect(functions).toHaveLength(Object.keys(LIFECYCLE_STATES).length + 5);
     for (const [, fn] of functions) {
       expect(fn.Properties).toMatchObject({
         Architectures: ["arm64"],
@@ -169,13 +183,17 @@ describe("VendingStack: functions", () => {
     }
   });
 
+  it("traces every function with X-Ray (active tracing)", () => {
+    const functions = Object.values(resources).filter((r) => r.Type === "AWS::Lambda::Function");
+    expect(functions.length).toBeGreaterThan(0);
+    for (const fn of functions) expect(fn.Properties.TracingConfig).toEqual({ Mode: "Active" });
+  });
+
   it("deploys every entry point in functions/, each once", () => {
-    const deployed = [
-      stack.apiFunction,
-      ...Object.values(stack.lifecycleFunctions),
-      stack.ttlStreamFunction,
-      stack.rotationFunction,
-    ].map((fn) => relative(join(REPO, "functions"), fn.entry));
+    const deployed = stack.node
+      .findAll()
+      .filter((c): c is JitvFunction => c instanceof JitvFunction)
+      .map((fn) => relative(join(REPO, "functions"), fn.entry));
     expect(deployed.sort()).toEqual(
       readdirSync(join(REPO, "functions"))
         .filter((f) => f.endsWith(".ts"))
@@ -313,6 +331,7 @@ describe("VendingStack: least privilege", () => {
       "iam:PutRolePolicy",
     ],
     Resource: targetRoles,
+    Condition: TAGGED_TARGET,
   };
   // New versions of the overflow policies JitTargetRole attaches under /jitv/revocation/, nothing else.
   const overflowPolicies: Statement = {
@@ -357,6 +376,7 @@ describe("VendingStack: least privilege", () => {
         Effect: "Allow",
         Action: ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
         Resource: targetRoles,
+        Condition: TAGGED_TARGET,
       },
       {
         Sid: "StartLifecycle",
@@ -456,7 +476,12 @@ describe("VendingStack: least privilege", () => {
         Action: ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
         Resource: getAtt(id(stack.deadLetterQueue)),
       },
-      { Effect: "Allow", Action: "dynamodb:ListStreams", Resource: "*" },
+      // The stream poller's ListStreams and tracing's X-Ray calls: none takes a resource.
+      {
+        Effect: "Allow",
+        Action: ["dynamodb:ListStreams", ...XRAY_TRACING.Action],
+        Resource: "*",
+      },
       { Effect: "Allow", Action: ["kms:Decrypt", "kms:DescribeKey"], Resource: key() },
       {
         Effect: "Allow",
@@ -520,17 +545,26 @@ describe("VendingStack: least privilege", () => {
       )?.[0];
     expect(holders("sts:")).toEqual([policyOf(stack.apiFunction)]);
     expect(holders("iam:")).toEqual(
-      [policyOf(stack.lifecycleFunctions.Revoke), policyOf(stack.ttlStreamFunction)].sort(),
+      [
+        policyOf(stack.lifecycleFunctions.Revoke),
+        policyOf(stack.ttlStreamFunction),
+        policyOf(stack.backstopSweepFunction),
+      ].sort(),
     );
     expect(holders("secretsmanager:RotateSecret")).toEqual(
-      [policyOf(stack.lifecycleFunctions.RotateSecrets), policyOf(stack.ttlStreamFunction)].sort(),
+      [
+        policyOf(stack.lifecycleFunctions.RotateSecrets),
+        policyOf(stack.ttlStreamFunction),
+        policyOf(stack.backstopSweepFunction),
+      ].sort(),
     );
     // Every statement naming target roles names exactly the jitv role path (or its overflow policies).
     for (const { statement } of statements) {
       if (actionsOf(statement).some((a) => a.startsWith("sts:") || a.startsWith("iam:"))) {
-        expect(statement.Resource).toEqual(
-          statement.Sid === "RevocationOverflowPolicies" ? overflowPolicyArns : targetRoles,
-        );
+        const overflow = statement.Sid === "RevocationOverflowPolicies";
+        expect(statement.Resource).toEqual(overflow ? overflowPolicyArns : targetRoles);
+        // Roles only when tagged jitv:target=true; the overflow policies by their path alone.
+        expect(statement.Condition).toEqual(overflow ? undefined : TAGGED_TARGET);
       }
     }
   });
@@ -865,7 +899,8 @@ describe("VendingStack: alarms and outputs", () => {
   });
 
   it("alarms on API 5XX and latency, revocation failures and fallbacks, failed executions, DLQ depth, STS throttling and throttles", () => {
-    template.resourceCountIs("AWS::CloudWatch::Alarm", 11);
+    // 11 named alarms (backstop sweep failures among them) and one throttle alarm per 10 functions (12).
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 13);
     // Metric math takes at most 10 metrics: throttle alarms are split to cover every function.
     const throttleAlarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")).filter((a) =>
       String(a.Properties.AlarmDescription).startsWith("A jitv function was throttled"),
@@ -874,8 +909,8 @@ describe("VendingStack: alarms and outputs", () => {
       (a) => a.Properties.Metrics.filter((m: { MetricStat?: unknown }) => m.MetricStat).length,
     );
     for (const n of perAlarm) expect(n).toBeLessThanOrEqual(10);
-    // API, the lifecycle states' functions, the TTL backstop and the rotation function.
-    expect(perAlarm.reduce((a, b) => a + b, 0)).toBe(Object.keys(stack.lifecycleFunctions).length + 3);
+    // Every function: API, the lifecycle states', the TTL stream, the sweep, rotation and drift.
+    expect(perAlarm.reduce((a, b) => a + b, 0)).toBe(Object.keys(stack.lifecycleFunctions).length + 5);
     const topic = { Ref: id(stack.alarmTopic) };
     template.allResourcesProperties("AWS::CloudWatch::Alarm", { AlarmActions: [topic] });
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
