@@ -22,7 +22,8 @@ export interface AuditEvent {
     | "revocation.pruned"
     | "lifecycle.signal_failed"
     | "secret.rotated"
-    | "secret.rotation_skipped";
+    | "secret.rotation_skipped"
+    | "drift.detected";
   readonly requestId?: string;
   readonly taskId?: string;
   readonly template?: string;

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { ROLE_ARN_PATTERN } from "./accounts.js";
+import { isCidr } from "./cidr.js";
 import { InvalidRequestError } from "./errors.js";
 
 /**
@@ -51,6 +52,29 @@ const parameterSchema = z
     message: "a parameter needs exactly one of pattern or enum",
   });
 
+/**
+ * How the drift detector treats a template's tasks: `accessDeniedBurst` errors within the window
+ * revoke; an action the session policy does not allow revokes (`"revoke"`) or is only audited
+ * (`"audit"`); with `sourceIps`, a call from any other address revokes.
+ */
+export const driftSchema = z
+  .object({
+    accessDeniedBurst: z
+      .object({
+        count: z.number().int().min(1).max(1000),
+        windowSeconds: z.number().int().min(1).max(3600),
+      })
+      .strict()
+      .default({ count: 5, windowSeconds: 60 }),
+    offPolicyActions: z.enum(["revoke", "audit"]).default("revoke"),
+    sourceIps: z
+      .array(z.string().refine(isCidr, "must be CIDR notation, e.g. 203.0.113.0/24"))
+      .min(1)
+      .max(50)
+      .optional(),
+  })
+  .strict();
+
 export const templateSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "name must match ^[a-z0-9][a-z0-9-]{0,63}$"),
@@ -100,11 +124,14 @@ export const templateSchema = z
       )
       .default([]),
     maxActivePerAgent: z.number().int().min(1).max(1000).optional(),
+    /** Drift detection (CONTRACT.md section 9, `lib/drift/`); the defaults apply without it. */
+    drift: driftSchema.optional(),
   })
   .strict();
 
 export type TaskTemplate = z.infer<typeof templateSchema>;
 export type TemplateParameter = NonNullable<TaskTemplate["parameters"]>[string];
+export type DriftSettings = z.infer<typeof driftSchema>;
 
 /** Formats zod issues as `path: message; …` naming the offending field. */
 export function formatIssues(error: z.ZodError): string {

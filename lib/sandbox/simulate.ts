@@ -1,12 +1,6 @@
-import {
-  type EvaluationResult,
-  type RequestAnalysis,
-  type RunSimulationResults,
-  runSimulation,
-  type Simulation,
-  type SimulationErrors,
-} from "@cloud-copilot/iam-simulate";
+import type { EvaluationResult, RequestAnalysis, SimulationErrors } from "@cloud-copilot/iam-simulate";
 import { InvalidRequestError } from "../domain/errors.js";
+import { evaluateSessionRequest, parseRoleArn } from "../domain/iam-evaluation.js";
 import type { SessionTag } from "../domain/sts.js";
 import { REVOCATION_POLICY_NAME } from "../revocation/revocation-store.js";
 
@@ -53,11 +47,6 @@ type StatementAnalysis = NonNullable<RequestAnalysis["identityAnalysis"]>["denyS
 /** Names the simulator knows the role's own policies by; revocation keeps its IAM name. */
 const ROLE_POLICY_NAME_PREFIX = "role-policy-";
 
-const ROLE_ARN =
-  /^arn:(aws|aws-cn|aws-us-gov|aws-iso(?:-[a-z])?):iam::(\d{12}):role\/(?:[\u0021-\u007e]+\/)?([\w+=,.@-]{1,64})$/;
-const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
-
 /**
  * Evaluates "would this action on this resource be allowed for the credentials of this
  * task, right now?" the way IAM evaluates a request made with an assumed-role session
@@ -66,19 +55,10 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d
  * explicit `Deny` in any of them wins. This is the evaluation behind the sandbox's
  * `POST /v1/sandbox/simulate` (CONTRACT.md section 7).
  *
- * Evaluation is done by `@cloud-copilot/iam-simulate`, which supports session policies
- * natively (`Simulation.sessionPolicy`), so the session policy is evaluated as a session
- * policy, not approximated as a permission boundary. The request principal is
- * `arn:<partition>:sts::<account>:assumed-role/<roleName>/<sessionName>`, and the request
- * context holds `aws:PrincipalTag/<Key>` per session tag, `aws:PrincipalArn` (the role ARN),
- * `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:SourceIdentity` and `aws:TokenIssueTime`
- * when known, `aws:CurrentTime`, `aws:EpochTime`, and `aws:SecureTransport` (AWS SDKs and
- * the CLI always use TLS). Policy variables such as `${aws:PrincipalTag/jitv:tenant}` are
- * resolved from that context.
- *
- * A resource ARN that carries an account id is simulated in that account; S3 ARNs (no
- * account) are taken to be in the role's account. Resource policies, SCPs and RCPs are not
- * modelled, so a cross-account request is reported implicitly denied.
+ * Evaluation is {@link evaluateSessionRequest} (`@cloud-copilot/iam-simulate`, which supports
+ * session policies natively), shared with the drift detector; its documentation lists the
+ * request context. Resource policies, SCPs and RCPs are not modelled, so a cross-account request
+ * is reported implicitly denied.
  *
  * @throws InvalidRequestError when the action is unknown, the resource is not one the
  *   action acts on (or is a wildcard pattern), or the role ARN, session name, issue time or
@@ -101,10 +81,6 @@ export async function simulateTaskRequest(
   options: SimulateTaskRequestOptions = {},
 ): Promise<SimulationResult> {
   const role = parseRoleArn(input.roleArn);
-  if (!SESSION_NAME.test(input.sessionName)) {
-    throw new InvalidRequestError(`session name "${input.sessionName}" is not a valid role session name`);
-  }
-  const now = options.now ?? new Date();
 
   const identityPolicies = input.rolePolicies.map((document, index) => ({
     name: `${ROLE_POLICY_NAME_PREFIX}${index + 1}`,
@@ -117,28 +93,18 @@ export async function simulateTaskRequest(
     });
   }
 
-  const simulation: Simulation = {
-    request: {
-      principal: `arn:${role.partition}:sts::${role.accountId}:assumed-role/${role.name}/${input.sessionName}`,
-      action: input.action,
-      resource: { resource: input.resource, accountId: resourceAccount(input.resource) ?? role.accountId },
-      contextVariables: requestContext(input, role.accountId, now),
-    },
+  const response = await evaluateSessionRequest({
+    roleArn: input.roleArn,
     identityPolicies,
     sessionPolicy: parsePolicy(input.sessionPolicy, "the task's session policy"),
-    serviceControlPolicies: [],
-    resourceControlPolicies: [],
-  };
-
-  let response: RunSimulationResults;
-  try {
-    response = await runSimulation(simulation, { simulationMode: "Strict" });
-  } catch (error) {
-    const detail = error instanceof Error ? `: ${error.message}` : "";
-    throw new InvalidRequestError(`cannot simulate ${input.action} on ${input.resource}${detail}`, {
-      cause: error,
-    });
-  }
+    sessionTags: input.sessionTags,
+    sessionName: input.sessionName,
+    ...(input.sourceIdentity === undefined ? {} : { sourceIdentity: input.sourceIdentity }),
+    ...(input.tokenIssueTime === undefined ? {} : { tokenIssueTime: input.tokenIssueTime }),
+    action: input.action,
+    resource: input.resource,
+    now: options.now ?? new Date(),
+  });
 
   if (response.resultType === "error") {
     throw new InvalidRequestError(describeErrors(response.errors, input, input.rolePolicies.length));
@@ -158,59 +124,12 @@ export async function simulateTaskRequest(
   };
 }
 
-interface ParsedRoleArn {
-  readonly partition: string;
-  readonly accountId: string;
-  readonly name: string;
-}
-
-function parseRoleArn(roleArn: string): ParsedRoleArn {
-  const match = ROLE_ARN.exec(roleArn);
-  const [, partition, accountId, name] = match ?? [];
-  if (partition === undefined || accountId === undefined || name === undefined) {
-    throw new InvalidRequestError(`"${roleArn}" is not an IAM role ARN`);
-  }
-  return { partition, accountId, name };
-}
-
-/** The account id in a resource ARN's fifth field, if it has one (S3 ARNs do not). */
-function resourceAccount(resource: string): string | undefined {
-  const account = resource.split(":")[4];
-  return account !== undefined && /^\d{12}$/.test(account) ? account : undefined;
-}
-
 function parsePolicy(document: string, what: string): unknown {
   try {
     return JSON.parse(document);
   } catch {
     throw new InvalidRequestError(`${what} is not valid JSON`);
   }
-}
-
-function requestContext(input: SimulationInput, accountId: string, now: Date): Record<string, string> {
-  const context: Record<string, string> = {
-    "aws:PrincipalArn": input.roleArn,
-    "aws:PrincipalAccount": accountId,
-    "aws:PrincipalType": "AssumedRole",
-    "aws:SecureTransport": "true",
-    "aws:CurrentTime": now.toISOString(),
-    "aws:EpochTime": String(Math.floor(now.getTime() / 1000)),
-  };
-  for (const tag of input.sessionTags) {
-    context[`aws:PrincipalTag/${tag.Key}`] = tag.Value;
-  }
-  if (input.sourceIdentity !== undefined) {
-    context["aws:SourceIdentity"] = input.sourceIdentity;
-  }
-  if (input.tokenIssueTime !== undefined) {
-    // The simulator silently ignores a date it cannot read, which would skip a revocation cutoff.
-    const issued = RFC3339.test(input.tokenIssueTime) ? new Date(input.tokenIssueTime) : undefined;
-    if (issued === undefined || Number.isNaN(issued.getTime())) {
-      throw new InvalidRequestError(`token issue time "${input.tokenIssueTime}" is not an RFC 3339 time`);
-    }
-    context["aws:TokenIssueTime"] = issued.toISOString();
-  }
-  return context;
 }
 
 function describeRolePolicy(index: number, count: number): string {

@@ -34,6 +34,12 @@ import type { Task, TaskStatus } from "../domain/task.js";
  * | `active-count`| `ACTIVE#<template>#<issuer>#<agent>` | `COUNT`    |                          |                         |
  * | `policy-set`  | `POLICYSET#<name>`                   | `CURRENT`  | `POLICYSETS`             | `<name>`                |
  * | `policy-version` | `POLICYSET#<name>`                | `V#<version>` (10 digits) |           |                         |
+ * | `drift-seen`  | `DRIFT#EVENT#<eventID>`              | `SEEN`     | (own `pk`)               | (own `sk`)              |
+ * | `drift-denial`| `DRIFT#DENIED#<taskId>`              | `<eventTime>#<eventID>` | (own `pk`)  | (own `sk`)              |
+ *
+ * Drift (see `lib/drift/`): a `drift-seen` marker makes the detector idempotent per CloudTrail
+ * `eventID`; a task's `drift-denial` items are its AccessDenied errors in event-time order, so the
+ * errors within a window are one query. Both expire (`ttlEpoch`) once no window can need them.
  *
  * `gsi2` is the status index: a task's `gsi2pk` is `STATUS#<status>` and moves with every status
  * change in the same write, so listing the tasks in one state is a query, never a scan.
@@ -118,7 +124,9 @@ export type ItemType =
   | "rate-bucket"
   | "active-count"
   | "policy-set"
-  | "policy-version";
+  | "policy-version"
+  | "drift-seen"
+  | "drift-denial";
 
 /** Primary key of an item. */
 export interface ItemKey {
@@ -471,6 +479,40 @@ export function policySetItem(entry: PolicySetVersionItem): Record<string, unkno
     version: entry.version,
     text: entry.text,
     updatedAt: entry.updatedAt,
+  };
+}
+
+/** Key of the marker recording that the drift detector handled one CloudTrail event. */
+export function driftSeenKey(eventId: string): ItemKey {
+  return { pk: `DRIFT#EVENT#${enc(eventId)}`, sk: "SEEN" };
+}
+
+/** `pk` of a task's `drift-denial` items: query a range of `sk` to count one window. */
+export function driftDenialPk(taskId: string): string {
+  return `DRIFT#DENIED#${enc(taskId)}`;
+}
+
+/**
+ * Key of one AccessDenied error of a task; `eventTime` must be a normalised ISO time
+ * (`Date.toISOString()`), so `sk` order is time order.
+ */
+export function driftDenialKey(taskId: string, eventTime: string, eventId: string): ItemKey {
+  return { pk: driftDenialPk(taskId), sk: `${eventTime}#${enc(eventId)}` };
+}
+
+/** An expiring drift item (`drift-seen` or `drift-denial`) with its key and `ttlEpoch`. */
+export function driftItem(
+  type: "drift-seen" | "drift-denial",
+  key: ItemKey,
+  ttlEpoch: number,
+  fields: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    ...fields,
+    ...key,
+    ...selfIndexKeys(key),
+    type: type satisfies ItemType,
+    [TTL_ATTRIBUTE]: ttlEpoch,
   };
 }
 
