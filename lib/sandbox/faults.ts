@@ -51,6 +51,11 @@ export class FaultInjector {
     this.#armed = true;
   }
 
+  /** Stops injecting (the services "recover"), e.g. to show that what failed meanwhile heals. */
+  disarm(): void {
+    this.#armed = false;
+  }
+
   /** Throws the service's failure with the configured probability. */
   maybeFail(service: FaultService): void {
     const probability = this.#spec[service] ?? 0;

@@ -40,7 +40,11 @@ export function exampleTemplates(
  * A fresh token of one of the sandbox's demo identities, from its local issuer; with `forAgent`,
  * a customer user's delegation token for that agent.
  */
-export function sandboxToken(sandbox: Sandbox, name: string, forAgent?: string): Promise<string> {
+export function sandboxToken(
+  sandbox: Pick<Sandbox, "state">,
+  name: string,
+  forAgent?: string,
+): Promise<string> {
   const client = sandbox.state.clients[name];
   if (!client) throw new Error(`no sandbox client ${name}`);
   const endpoint = forAgent === undefined ? client.tokenEndpoint : client.delegationEndpoint;
@@ -54,7 +58,11 @@ export function sandboxToken(sandbox: Sandbox, name: string, forAgent?: string):
 }
 
 /** `POST /v1/tasks` on the sandbox as `agent`, with a fresh token. */
-export async function sandboxVend(sandbox: Sandbox, agent: string, body: unknown): Promise<Response> {
+export async function sandboxVend(
+  sandbox: Pick<Sandbox, "state" | "apiUrl">,
+  agent: string,
+  body: unknown,
+): Promise<Response> {
   return fetch(`${sandbox.apiUrl}/v1/tasks`, {
     method: "POST",
     headers: {
