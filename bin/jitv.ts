@@ -14,6 +14,10 @@ Agents:
             [--subject-token TOKEN] [--idempotency-key KEY] [--token TOKEN] [--api URL]
   jitv credential-process --template NAME --token-command CMD [--param k=v]... [--api URL]
                                                for AWS config: credential_process = jitv credential-process …
+                                               (cached per agent, template and parameters: docs/agents.md)
+  jitv exec --template NAME [--param k=v]... [--ttl SECONDS] [--purpose TEXT] -- COMMAND [ARG]...
+                                               run COMMAND with the task's credentials; the task ends
+                                               with it, and jitv exits with its status
   jitv task get|refresh|complete TASK_ID [--token TOKEN] [--api URL]
   jitv task approve|deny TASK_ID [--reason TEXT]   as an approver (deny's reason is optional)
   jitv tasks list [--status S] [--template T] [--limit N]   as an admin: the inventory
@@ -23,8 +27,13 @@ Security teams (--table = the stack's TableName output, or $JITV_TABLE_NAME;
 --accounts = its TargetAccounts output, or $JITV_TARGET_ACCOUNTS: roles elsewhere are refused):
   jitv templates lint FILE...                  validate templates without storing them
   jitv templates put FILE... | list | show NAME
+  jitv templates explain FILE|NAME [--json]    what a template grants: every action its wildcards name,
+                                               with its access level (!! permissions management, ! write)
   jitv policies put NAME FILE [--expected-version N] | list | show NAME
   jitv task revoke TASK_ID --reason TEXT       with an admin token
+  jitv audit --task ID | --agent ID | --since TIME|30m|2h|7d [--limit N] [--json]
+             [--log-group NAME]... [--region R]   deployed: Logs Insights on the stack's AuditLogGroups
+                                               (or $JITV_AUDIT_LOG_GROUPS); else the sandbox, admin token
 
 The token defaults to $JITV_TOKEN, the API to $JITV_API or http://127.0.0.1:8787.
 Exit status: 0 ok, 1 the API refused (its HTTP status and error code on stderr), 2 usage,
@@ -52,7 +61,9 @@ function commandHelp(command: string): string | undefined {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command && (rest.includes("--help") || rest.includes("-h"))) {
+  // Arguments after `--` belong to the command `jitv exec` runs.
+  const own = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
+  if (command && (own.includes("--help") || own.includes("-h"))) {
     const help = commandHelp(command);
     if (help) {
       process.stdout.write(help);
@@ -66,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import("../lib/sandbox/cli.js")).tokenCommand(rest);
     case "vend":
     case "credential-process":
+    case "exec":
     case "task":
     case "tasks":
     case "simulate":
@@ -73,6 +85,8 @@ async function main(argv: string[]): Promise<number> {
     case "templates":
     case "policies":
       return (await import("../lib/cli/store.js")).storeCommand(command, rest);
+    case "audit":
+      return (await import("../lib/cli/audit.js")).auditCommand(rest);
     case undefined:
     case "help":
     case "--help":

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -7,12 +7,13 @@ import { ENV } from "../config.js";
 import { assertTargetAccountForPut, parseAccountList, type TargetAccounts } from "../domain/accounts.js";
 import { JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
-import { parseTemplate } from "../domain/template.js";
+import { parseTemplate, type TaskTemplate } from "../domain/template.js";
 import { DynamoTemplateStore } from "../tasks/dynamo-template-store.js";
+import { explainCommand } from "./explain.js";
 
 /**
  * The security team's commands against a deployed table (the stack's `TableName` output):
- * `jitv templates lint|put|list|show` and `jitv policies put|list|show`. Writes are validated
+ * `jitv templates lint|put|list|show|explain` and `jitv policies put|list|show`. Writes are validated
  * exactly like the sandbox's start-up puts. AWS credentials and region come from the usual
  * SDK chain; `--endpoint` points at DynamoDB Local (then local placeholder credentials).
  */
@@ -26,6 +27,7 @@ export async function storeCommand(kind: "templates" | "policies", argv: string[
       region: { type: "string" },
       "expected-version": { type: "string" },
       accounts: { type: "string" },
+      json: { type: "boolean" },
     },
   });
   const [sub, ...rest] = positionals;
@@ -34,6 +36,14 @@ export async function storeCommand(kind: "templates" | "policies", argv: string[
   const accountList = values.accounts ?? process.env[ENV.targetAccounts];
   const targetAccounts = accountList === undefined ? undefined : parseAccountList(accountList);
   if (kind === "templates" && sub === "lint") return lint(rest, targetAccounts);
+  // `explain FILE` needs no table: an existing path, or one that looks like a file, is read as one.
+  const target = rest[0];
+  if (kind === "templates" && sub === "explain" && !target)
+    throw new Error("usage: jitv templates explain FILE|NAME [--json] [--table T] [--endpoint URL]");
+  const isFile = target !== undefined && (existsSync(target) || /[/\\]|\.json$/i.test(target));
+  if (kind === "templates" && sub === "explain" && target && isFile) {
+    return explainCommand(readTemplateFile(target), values.json === true);
+  }
   const tableName = values.table ?? process.env.JITV_TABLE_NAME;
   if (!tableName) throw new Error("--table (or JITV_TABLE_NAME) is required: the stack's TableName output");
   const local =
@@ -48,7 +58,12 @@ export async function storeCommand(kind: "templates" | "policies", argv: string[
   );
   try {
     return kind === "templates"
-      ? await templates(new DynamoTemplateStore({ client, tableName, targetAccounts }), sub, rest)
+      ? await templates(
+          new DynamoTemplateStore({ client, tableName, targetAccounts }),
+          sub,
+          rest,
+          values.json === true,
+        )
       : await policies(new DynamoPolicyStore({ client, tableName }), sub, rest, values["expected-version"]);
   } finally {
     client.destroy();
@@ -76,12 +91,13 @@ async function templates(
   store: DynamoTemplateStore,
   sub: string | undefined,
   args: string[],
+  json: boolean,
 ): Promise<number> {
   if (sub === "put" && args.length > 0) {
     // All files are checked before any is stored: a bad file stores nothing.
     const parsed = args.map((file) => {
+      const template = readTemplateFile(file);
       try {
-        const template = parseTemplate(JSON.parse(readFileSync(file, "utf8")));
         lintTemplate(template);
         return template;
       } catch (err) {
@@ -104,8 +120,13 @@ async function templates(
     process.stdout.write(`${JSON.stringify(template, null, 2)}\n`);
     return 0;
   }
+  if (sub === "explain" && args[0]) {
+    const template = await store.get(args[0]);
+    if (!template) throw new Error(`no template ${args[0]}: jitv templates list shows the stored ones`);
+    return explainCommand(template, json);
+  }
   throw new Error(
-    "usage: jitv templates lint FILE... | put FILE... | list | show NAME  [--table T] [--endpoint URL] [--accounts IDS]",
+    "usage: jitv templates lint FILE... | put FILE... | list | show NAME | explain FILE|NAME [--json]  [--table T] [--endpoint URL] [--accounts IDS]",
   );
 }
 
@@ -140,6 +161,15 @@ async function policies(
   throw new Error(
     "usage: jitv policies put NAME FILE [--expected-version N] | list | show NAME  [--table T]",
   );
+}
+
+/** A template file, parsed (not linted); errors name the file. */
+function readTemplateFile(file: string): TaskTemplate {
+  try {
+    return parseTemplate(JSON.parse(readFileSync(file, "utf8")));
+  } catch (err) {
+    throw new Error(`${file}: ${messageOf(err)}`);
+  }
 }
 
 function messageOf(err: unknown): string {

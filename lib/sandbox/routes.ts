@@ -2,8 +2,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as z from "zod";
 import type { TaskService } from "../app/task-service.js";
-import { NotFoundError } from "../domain/errors.js";
+import { type AuditReader, auditQueryOf, auditQueryParamsSchema } from "../audit/audit-reader.js";
+import { ForbiddenError, InvalidRequestError, NotFoundError } from "../domain/errors.js";
+import type { VerifiedIdentity } from "../domain/identity.js";
 import { buildAssumeRoleRequest } from "../domain/sts-request.js";
+import { formatIssues } from "../domain/template.js";
+import type { DriftDetector } from "../drift/detector.js";
+import { CLOUDTRAIL_DETAIL_TYPE, driftEventPattern, matchesEventPattern } from "../drift/event-pattern.js";
 import { bearerToken, parseBody, type RouteEntry } from "../http/api.js";
 import { jsonResponse } from "../http/errors.js";
 import { REVOCATION_POLICY_NAME, type RolePolicyWriter } from "../revocation/revocation-store.js";
@@ -104,6 +109,90 @@ export function sandboxRoutes(deps: {
       },
     },
   ];
+}
+
+/**
+ * `GET /v1/sandbox/audit?task=&agent=&since=&limit=` (admin token, sandbox only): the sandbox's audit
+ * trail, the newest `limit` (default 100) matching events oldest first, as `{"events": [...]}`.
+ * Like the inventory it answers admins only (`403` for anyone else, before the query is looked
+ * at) and only within their reach, decided by Cedar's `ListTasks`: a customer-zone admin sees
+ * their tenant's events, a workforce admin without the customer zone the events naming no tenant.
+ */
+export function sandboxAuditRoute(deps: {
+  service: TaskService;
+  isAdmin: (identity: VerifiedIdentity) => boolean;
+  trail: AuditReader;
+}): RouteEntry {
+  return {
+    method: "GET",
+    pattern: /^\/v1\/sandbox\/audit$/,
+    handle: async (req) => {
+      const caller = await deps.service.authenticateAny(bearerToken(req));
+      if (!deps.isAdmin(caller)) throw new ForbiddenError("only admins may read the audit trail");
+      const scope = await deps.service.inventoryScope(caller, "ListTasks", req.requestId);
+      const present = Object.fromEntries(Object.entries(req.query).filter(([, v]) => v !== undefined));
+      const params = auditQueryParamsSchema.safeParse(present);
+      if (!params.success) throw new InvalidRequestError(`invalid query: ${formatIssues(params.error)}`);
+      const tenant = scope.tenant ?? (scope.zone === "workforce" ? null : undefined);
+      const events = await deps.trail.read({
+        ...auditQueryOf(params.data),
+        ...(tenant === undefined ? {} : { tenant }),
+      });
+      return jsonResponse(200, { events }, req.requestId);
+    },
+  };
+}
+
+const cloudTrailSchema = z
+  .object({ Records: z.array(z.record(z.string(), z.unknown())).min(1).max(100) })
+  .strict();
+
+/**
+ * `POST /v1/sandbox/cloudtrail` (workforce admin token, sandbox only), body `{"Records": [...]}` in
+ * CloudTrail's record format: each record that the deployed rule's pattern would deliver (a jitv
+ * role's session in one of the target accounts) goes to the same drift detector the `drift`
+ * Lambda runs, in order. `202` with what it did: `{"delivered", "handled", "duplicates",
+ * "ignored", "findings": [{taskId, rule, detail, outcome}]}`. Only a workforce admin may post:
+ * the detector acts on every tenant's tasks.
+ */
+export function sandboxDriftRoute(deps: {
+  service: TaskService;
+  isAdmin: (identity: VerifiedIdentity) => boolean;
+  detector: DriftDetector;
+  /** The target accounts whose roles' sessions the rule delivers. */
+  accounts: readonly string[];
+}): RouteEntry {
+  // The sandbox's roles need not sit under a role path: every role of a target account.
+  const pattern = driftEventPattern(deps.accounts.map((account) => `arn:aws:iam::${account}:role/`));
+  return {
+    method: "POST",
+    pattern: /^\/v1\/sandbox\/cloudtrail$/,
+    handle: async (req) => {
+      const caller = await deps.service.authenticateAny(bearerToken(req));
+      if (!deps.isAdmin(caller) || caller.zone !== "workforce") {
+        throw new ForbiddenError("only workforce admins may post CloudTrail records");
+      }
+      const { Records: records } = parseBody(req, cloudTrailSchema);
+      // As EventBridge wraps a CloudTrail record: the record is the event's `detail`.
+      const delivered = records.filter((record) =>
+        matchesEventPattern(pattern, {
+          "detail-type": CLOUDTRAIL_DETAIL_TYPE,
+          source: `aws.${String(record.eventSource ?? "").split(".")[0]}`,
+          detail: record,
+        }),
+      );
+      const report = await deps.detector.handle(delivered);
+      return jsonResponse(
+        202,
+        {
+          delivered: delivered.length,
+          ...report,
+          ignored: report.ignored + records.length - delivered.length,
+        },
+        req.requestId,
+      );
+    },
+  };
 }
 
 /**

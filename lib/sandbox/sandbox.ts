@@ -8,12 +8,16 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { composeLifecycle } from "../app/compose-lifecycle.js";
 import type { TaskLifecycle } from "../app/lifecycle-steps.js";
 import { handleTtlRecords } from "../app/ttl-backstop.js";
+import { FileAuditTrail } from "../audit/file-audit-reader.js";
 import { LoggerAuditLog } from "../audit/logger-audit-log.js";
 import { EmfMetrics } from "../audit/metrics.js";
 import { SandboxBroker } from "../credentials/sandbox-broker.js";
 import { ConfigError, JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
 import { parseTemplate } from "../domain/template.js";
+import { DriftDetector } from "../drift/detector.js";
+import { DynamoDriftCounters } from "../drift/dynamo-counters.js";
+import { LoggerDriftNotifier } from "../drift/logger-notifier.js";
 import { type ApiCore, composeApi } from "../http/compose-api.js";
 import { serveApi } from "../http/node-server.js";
 import {
@@ -30,8 +34,8 @@ import { startDynamoDbLocal } from "./dynamodb-local.js";
 import { FaultInjector, type FaultSpec } from "./faults.js";
 import { startLocalIssuer } from "./local-issuer.js";
 import { localIssuerProfiles } from "./local-issuer-profiles.js";
-import { LocalLifecycleRunner } from "./local-lifecycle.js";
-import { loadRolePolicies, sandboxRoutes } from "./routes.js";
+import { LocalLifecycleRunner, resumeLifecycles } from "./local-lifecycle.js";
+import { loadRolePolicies, sandboxAuditRoute, sandboxDriftRoute, sandboxRoutes } from "./routes.js";
 import { StreamPoller } from "./stream-poller.js";
 
 export const SANDBOX_TABLE = "jitv-sandbox";
@@ -111,6 +115,8 @@ export interface Sandbox {
   readonly secrets: DynamoSecretRotator;
   readonly writer: DynamoRolePolicyWriter;
   readonly state: SandboxState;
+  /** The `--faults` injector (armed once started; `disarm()` lets a load run watch recovery). */
+  readonly faults: FaultInjector;
   close(): Promise<void>;
 }
 
@@ -187,7 +193,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 
     const broker = new SandboxBroker();
     const logger = options.logger ?? new Logger({ serviceName: "jitv-sandbox" });
-    const audit = new LoggerAuditLog(logger);
+    // Every event is logged as in AWS and kept for `jitv audit` (GET /v1/sandbox/audit); with --data
+    // also in DIR/audit.jsonl, so the trail outlives a restart as the tasks do.
+    const audit = new FileAuditTrail({
+      next: new LoggerAuditLog(logger),
+      ...(options.dataDir ? { file: join(options.dataDir, "audit.jsonl") } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    });
     const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
     const tableName = SANDBOX_TABLE;
     // The roles' own policies count against IAM's inline quota, as they would in AWS.
@@ -236,10 +248,46 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       ...(options.vendRate ? { vendRate: options.vendRate } : {}),
       ...(options.now ? { now: options.now } : {}),
       targetAccounts: options.targetAccounts ?? DEMO.accounts,
-      extraRoutes: ({ service, templates }) => sandboxRoutes({ service, templates, writer, secrets, roles }),
+      extraRoutes: ({ service, templates, roles: staff, tasks }) => [
+        ...sandboxRoutes({ service, templates, writer, secrets, roles }),
+        sandboxAuditRoute({ service, isAdmin: (identity) => staff.isAdmin(identity), trail: audit }),
+        // The drift Lambda's detector on the sandbox's table; drift events become log lines.
+        sandboxDriftRoute({
+          service,
+          isAdmin: (identity) => staff.isAdmin(identity),
+          accounts: options.targetAccounts ?? DEMO.accounts,
+          detector: new DriftDetector({
+            tasks,
+            templates,
+            counters: new DynamoDriftCounters({
+              client: doc,
+              tableName,
+              ...(options.now ? { now: options.now } : {}),
+            }),
+            tokens: runner,
+            notifier: new LoggerDriftNotifier(logger),
+            audit,
+            ...(options.now ? { now: options.now } : {}),
+          }),
+        }),
+      ],
     });
     const templates = options.templatesDir ? await loadTemplates(core, secrets, options.templatesDir) : [];
     const policySets = options.policiesDir ? await loadPolicies(core, options.policiesDir) : [];
+    // On kept data, the lifecycles of the last run resume before the API answers: once it does,
+    // no task is left active past its deadline or ended without its revocation.
+    await resumeLifecycles({
+      doc,
+      tableName,
+      runner,
+      lifecycle,
+      ...(options.now ? { now: options.now } : {}),
+      onError: (taskId, error) =>
+        logger.error("lifecycle resume failed", {
+          taskId,
+          error: error instanceof Error ? error.message : "unknown",
+        }),
+    });
     faults.arm();
 
     // The TTL backstop: DynamoDB Local's real stream, consumed like the deployed event source mapping.
@@ -319,6 +367,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       secrets,
       writer,
       state,
+      faults,
       close,
     };
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { startDynamoDbLocal } from "../../lib/sandbox/dynamodb-local.js";
+import { buildCli, removeCliBuild } from "../../scripts/build-cli.mjs";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -14,6 +15,12 @@ declare module "vitest" {
  * creating their own uniquely named table (`test/support/dynamodb.ts`).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Tests run `bin/jitv.mjs` as users do: from a build, made here from the current sources. A
+  // source that does not build leaves no build behind, so the CLI runs the sources through tsx.
+  await buildCli().catch((error: unknown) => {
+    removeCliBuild();
+    console.warn(`test setup: CLI build failed, tests run the CLI through tsx: ${(error as Error).message}`);
+  });
   const javaOutput: string[] = [];
   const ddb = await startDynamoDbLocal({
     log: (line) => {

@@ -112,6 +112,12 @@ describe("jitv (agent commands)", () => {
     const vend = await jitv("vend", "--help");
     expect(vend).toMatchObject({ code: 0, stdout: expect.stringContaining("jitv vend --template NAME") });
     expect(vend.stdout).not.toContain("jitv templates");
+    const exec = await jitv("exec", "--help");
+    expect(exec).toMatchObject({ code: 0, stdout: expect.stringContaining("jitv exec --template NAME") });
+    // After `--`, --help is the command's: jitv goes on to vend (here: nothing listens, exit 3).
+    const api = `http://127.0.0.1:${await freePort()}`;
+    const run = await jitv("exec", "--template", "x", "--token", "t", "--api", api, "--", "node", "--help");
+    expect(run).toMatchObject({ code: 3, stdout: "" });
     const task = await jitv("task", "--help");
     expect(task.stdout.split("\n").filter((line) => line.trim().startsWith("jitv task "))).toHaveLength(3);
   });

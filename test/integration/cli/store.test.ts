@@ -101,4 +101,24 @@ describe("jitv templates / policies against a table", () => {
     expect(broken).toMatchObject({ code: 1, stderr: expect.stringContaining("broken.cedar") });
     expect((await jitv("policies", "show", "approvals")).stdout).toContain('@id("approval-needs-purpose")');
   });
+
+  it("explains a stored template by name; an unknown name is one line pointing at the list, exit 1", async () => {
+    await jitv("templates", "put", join(root, "examples", "templates", "prod-db-admin.json"));
+    const explained = await jitv("templates", "explain", "prod-db-admin");
+    const lines = explained.stdout.split("\n");
+    expect(lines[0]).toBe(
+      "prod-db-admin: workforce zone, role arn:aws:iam::123456789012:role/jitv/prod-db-admin",
+    );
+    expect(lines).toContain(`  !  ${"rds:ModifyDBCluster".padEnd(48)} Write`);
+    expect(lines).toContain("!  write: rds:ModifyDBCluster, rds:RebootDBInstance");
+
+    const unknown = await jitv("templates", "explain", "no-such-template").catch(
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    expect(unknown).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: "jitv: no template no-such-template: jitv templates list shows the stored ones\n",
+    });
+  });
 });

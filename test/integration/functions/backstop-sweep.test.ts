@@ -18,6 +18,7 @@ import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
 import { recordAwsCalls } from "../../support/aws-calls.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
+import { callsNotAllowed } from "../../support/function-roles.js";
 import {
   auditEvents,
   captureLogs,
@@ -194,5 +195,14 @@ describe("the backstop sweep (scheduled)", () => {
     iam.on(PutRolePolicyCommand, { RoleName: broken.roleName }).resolves({});
     await expect(sweep()).resolves.toEqual({ swept: 1 });
     expect(await tasks.get(broken.taskId)).toMatchObject({ status: "expired", closedAt: expect.any(String) });
+  });
+});
+
+describe("the function's IAM role (cdk synth)", () => {
+  it("allows every AWS call the handler made in the tests above", async () => {
+    const actions = new Set(recorder.calls().map((call) => call.action));
+    expect(actions).toContain("iam:PutRolePolicy");
+    expect(actions).toContain("dynamodb:Query");
+    expect(await callsNotAllowed(recorder.calls())).toEqual([]);
   });
 });
