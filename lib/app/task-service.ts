@@ -19,7 +19,7 @@ import { buildAssumeRoleRequest, buildSessionTags } from "../domain/sts-request.
 import { type AgentRef, effectiveStatus, type Task } from "../domain/task.js";
 import type { TaskTemplate } from "../domain/template.js";
 import type { AgentRegistry, InventoryScope } from "../tasks/inventory.js";
-import type { LifecycleStarter, TaskTokenSender } from "../tasks/lifecycle.js";
+import { type LifecycleStarter, signalTaskEnded, type TaskTokenSender } from "../tasks/lifecycle.js";
 import type { RateLimiter } from "../tasks/limits.js";
 import type { ApprovalNotifier } from "../tasks/notifier.js";
 import { ReplayedTokenError, type SingleUseToken, type TaskRepository } from "../tasks/repository.js";
@@ -465,12 +465,8 @@ export class TaskService {
       ...(reason === undefined ? {} : { reason }),
       ...extra,
     });
-    // Without a token yet, the execution's registration sees the ended task and moves on itself.
-    if (ended.taskToken) {
-      await this.#d.tokens.sendSuccess(ended.taskToken, { outcome }).catch(() => {
-        // The task has ended either way: revocation then follows at the deadline, or by the TTL backstop.
-        this.#d.audit.record({ event: "lifecycle.signal_failed", requestId, taskId: ended.taskId });
-      });
+    if (!(await signalTaskEnded(this.#d.tokens, ended, outcome))) {
+      this.#d.audit.record({ event: "lifecycle.signal_failed", requestId, taskId: ended.taskId });
     }
     return ended;
   }

@@ -76,8 +76,11 @@ export async function handleTtlRecords(
 export const SWEEP_DEFAULTS = {
   /** A live task this long past its deadline was missed by both the state machine and the TTL stream. */
   overdueAfterSeconds: 120,
-  /** An ended task this long without being closed has a lifecycle that died or gave up. */
-  unclosedAfterSeconds: 900,
+  /**
+   * An ended task this long without being closed has a lifecycle that died, gave up, or was never
+   * told the task ended (a lost signal): a closed lifecycle takes seconds, its retries minutes.
+   */
+  unclosedAfterSeconds: 300,
 } as const;
 
 /**

@@ -1,7 +1,7 @@
 import { type AuditLog, taskAuditFields } from "../audit/audit-log.js";
 import { effectiveStatus, type Task } from "../domain/task.js";
 import type { DriftSettings } from "../domain/template.js";
-import type { TaskTokenSender } from "../tasks/lifecycle.js";
+import { signalTaskEnded, type TaskTokenSender } from "../tasks/lifecycle.js";
 import type { TaskRepository } from "../tasks/repository.js";
 import type { TemplateStore } from "../tasks/template-store.js";
 import { iamActionOf, isAccessDenied, type TaskCall, taskCallOf } from "./cloudtrail.js";
@@ -180,12 +180,8 @@ export class DriftDetector {
       eventIds: finding.eventIds,
       actions: finding.actions,
     });
-    // Without a token yet, the execution's registration sees the ended task and moves on itself.
-    if (ended.taskToken) {
-      await this.#d.tokens.sendSuccess(ended.taskToken, { outcome: "revoked" }).catch(() => {
-        // Revocation then follows at the deadline, or by the TTL backstop.
-        this.#d.audit.record({ event: "lifecycle.signal_failed", taskId: ended.taskId });
-      });
+    if (!(await signalTaskEnded(this.#d.tokens, ended, "revoked"))) {
+      this.#d.audit.record({ event: "lifecycle.signal_failed", taskId: ended.taskId });
     }
     return "revoked";
   }

@@ -30,6 +30,25 @@ export interface TaskTokenSender {
 }
 
 /**
+ * Tells an ended task's waiting execution how it ended; false when that failed (after the
+ * client's own retries). Without a token yet there is nothing to tell: the execution's
+ * registration sees the ended task and moves on itself. A failure is not thrown: the task has
+ * ended either way, and the backstop sweep finishes what its lifecycle does not (revocation
+ * within `SWEEP_DEFAULTS.unclosedAfterSeconds` plus the sweep's period).
+ */
+export async function signalTaskEnded(
+  tokens: TaskTokenSender,
+  task: Pick<Task, "taskToken">,
+  outcome: TaskOutcome,
+): Promise<boolean> {
+  if (!task.taskToken) return true;
+  return tokens.sendSuccess(task.taskToken, { outcome }).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
  * The Lambda-backed states of `infra/state-machines/task-lifecycle.asl.json`: the ASL
  * substitution naming each state's function, and the {@link TaskLifecycle} step it runs.
  * The CDK stack substitutes the functions' ARNs; the sandbox maps each state to the step.
