@@ -1,4 +1,5 @@
 import type { Task } from "../domain/task.js";
+import { taskEventFields } from "../tasks/notifier.js";
 import type { DriftFinding } from "./rules.js";
 
 /** Port: tells the security team a task drifted (EventBridge in AWS, a log line in the sandbox). */
@@ -9,16 +10,10 @@ export interface DriftNotifier {
 /** What the detector did about a finding. */
 export type DriftOutcome = "revoked" | "audited";
 
-/** The event's detail: which task, which rule, the evidence. Never tokens or policies. */
+/** The event's detail: which task, which rule, the evidence. */
 export function driftDetail(task: Task, finding: DriftFinding, outcome: DriftOutcome) {
   return {
-    taskId: task.taskId,
-    template: task.template,
-    zone: task.zone,
-    agent: task.agent,
-    ...(task.onBehalfOf
-      ? { onBehalfOf: { user: task.onBehalfOf.user, tenant: task.onBehalfOf.tenant } }
-      : {}),
+    ...taskEventFields(task),
     rule: finding.rule,
     detail: finding.detail,
     outcome,

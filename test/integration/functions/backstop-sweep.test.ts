@@ -1,14 +1,6 @@
-import {
-  DeleteRolePolicyCommand,
-  GetRolePolicyCommand,
-  IAMClient,
-  ListAttachedRolePoliciesCommand,
-  ListRolePoliciesCommand,
-  PutRolePolicyCommand,
-} from "@aws-sdk/client-iam";
-import { RotateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { PutRolePolicyCommand } from "@aws-sdk/client-iam";
+import { RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { mockClient } from "aws-sdk-client-mock";
 import "aws-sdk-client-mock-vitest/extend";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -24,6 +16,7 @@ import {
   captureLogs,
   lambdaContext,
   loadEvent,
+  revocationServiceMocks,
   seedTask as seedTaskOn,
   setLambdaEnvironment,
 } from "./lambda-harness.js";
@@ -32,8 +25,7 @@ import {
 // exported handler, fed the scheduled event EventBridge sends, on DynamoDB Local; IAM and
 // Secrets Manager mocked at the SDK boundary.
 
-const iam = mockClient(IAMClient);
-const secretsManager = mockClient(SecretsManagerClient);
+const { iam, secretsManager, reset: resetRevocationServices } = revocationServiceMocks();
 const recorder = recordAwsCalls(iam, secretsManager);
 const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jitv/reports-db-AbCdEf";
 
@@ -63,21 +55,7 @@ afterAll(() => {
 });
 
 beforeEach(() => {
-  iam.reset();
-  secretsManager.reset();
-  iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: [], IsTruncated: false });
-  iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [], IsTruncated: false });
-  iam.on(GetRolePolicyCommand).rejects(
-    Object.assign(new Error("The role policy cannot be found."), {
-      name: "NoSuchEntity",
-      $metadata: { httpStatusCode: 404 },
-    }),
-  );
-  iam.on(PutRolePolicyCommand).resolves({});
-  iam.on(DeleteRolePolicyCommand).resolves({});
-  secretsManager
-    .on(RotateSecretCommand)
-    .callsFake((input: { SecretId: string }) => ({ ARN: input.SecretId }));
+  resetRevocationServices();
   logs = captureLogs();
 });
 

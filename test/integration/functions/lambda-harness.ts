@@ -5,7 +5,17 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import {
+  DeleteRolePolicyCommand,
+  GetRolePolicyCommand,
+  IAMClient,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
+  PutRolePolicyCommand,
+} from "@aws-sdk/client-iam";
+import { RotateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { Context } from "aws-lambda";
+import { mockClient } from "aws-sdk-client-mock";
 import { inject, vi } from "vitest";
 import { newTaskId } from "../../../lib/domain/ids.js";
 import type { Task } from "../../../lib/domain/task.js";
@@ -142,6 +152,37 @@ export function aslPayloadKeys(state: string): string[] {
   return Object.keys(payload)
     .map((key) => key.replace(/\.\$$/, ""))
     .sort();
+}
+
+/**
+ * IAM and Secrets Manager mocked as revocation and rotation meet them: a target role with no
+ * inline or overflow policy of its own, writes accepted, every rotation started. `reset()` (in
+ * `beforeEach`) restores exactly that; a test narrows it with `.on(…)` after.
+ */
+export function revocationServiceMocks() {
+  const iam = mockClient(IAMClient);
+  const secretsManager = mockClient(SecretsManagerClient);
+  return {
+    iam,
+    secretsManager,
+    reset() {
+      iam.reset();
+      secretsManager.reset();
+      iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: [], IsTruncated: false });
+      iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [], IsTruncated: false });
+      iam.on(GetRolePolicyCommand).rejects(
+        Object.assign(new Error("The role policy cannot be found."), {
+          name: "NoSuchEntity",
+          $metadata: { httpStatusCode: 404 },
+        }),
+      );
+      iam.on(PutRolePolicyCommand).resolves({});
+      iam.on(DeleteRolePolicyCommand).resolves({});
+      secretsManager
+        .on(RotateSecretCommand)
+        .callsFake((input: { SecretId: string }) => ({ ARN: input.SecretId }));
+    },
+  };
 }
 
 let seededRoles = 0;

@@ -43,16 +43,17 @@ const recorder = recordAwsCalls(iam, secretsManager, sfn);
 
 /** A Lambda handler of functions/, whatever event type it declares. */
 type AnyHandler = (event: never, context: Context) => Promise<unknown>;
-const handlers: Record<
-  | "registerTaskToken"
-  | "registerApprovalToken"
-  | "approvalRefused"
-  | "revokeTask"
-  | "rotateTaskSecrets"
-  | "closeTask"
-  | "lifecycleFailed",
-  AnyHandler
-> = {} as never;
+/** Each lifecycle function's handler file (`functions/<file>.ts`), by the name the tests use. */
+const ENTRIES = {
+  registerTaskToken: "register-task-token",
+  registerApprovalToken: "register-approval-token",
+  approvalRefused: "approval-refused",
+  revokeTask: "revoke-task",
+  rotateTaskSecrets: "rotate-task-secrets",
+  closeTask: "close-task",
+  lifecycleFailed: "lifecycle-failed",
+} as const;
+const handlers = {} as Record<keyof typeof ENTRIES, AnyHandler>;
 
 const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jitv/reports-db-AbCdEf";
 const KEPT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jitv/reports-ro-GhIjKl";
@@ -72,34 +73,10 @@ beforeAll(async () => {
   templates = new DynamoTemplateStore({ client: table.doc, tableName: table.tableName });
   restoreEnv = setLambdaEnvironment({ JITV_TABLE_NAME: table.tableName });
   vi.resetModules();
-  handlers.registerTaskToken = recorder.attribute(
-    "functions/register-task-token.ts",
-    (await import("../../../functions/register-task-token.js")).handler,
-  );
-  handlers.registerApprovalToken = recorder.attribute(
-    "functions/register-approval-token.ts",
-    (await import("../../../functions/register-approval-token.js")).handler,
-  );
-  handlers.approvalRefused = recorder.attribute(
-    "functions/approval-refused.ts",
-    (await import("../../../functions/approval-refused.js")).handler,
-  );
-  handlers.revokeTask = recorder.attribute(
-    "functions/revoke-task.ts",
-    (await import("../../../functions/revoke-task.js")).handler,
-  );
-  handlers.rotateTaskSecrets = recorder.attribute(
-    "functions/rotate-task-secrets.ts",
-    (await import("../../../functions/rotate-task-secrets.js")).handler,
-  );
-  handlers.closeTask = recorder.attribute(
-    "functions/close-task.ts",
-    (await import("../../../functions/close-task.js")).handler,
-  );
-  handlers.lifecycleFailed = recorder.attribute(
-    "functions/lifecycle-failed.ts",
-    (await import("../../../functions/lifecycle-failed.js")).handler,
-  );
+  for (const [name, file] of Object.entries(ENTRIES) as [keyof typeof ENTRIES, string][]) {
+    const { handler } = (await import(`../../../functions/${file}.ts`)) as { handler: AnyHandler };
+    handlers[name] = recorder.attribute(`functions/${file}.ts`, handler);
+  }
 });
 
 afterAll(() => {
@@ -416,8 +393,8 @@ describe("each function's IAM role (cdk synth)", () => {
   it("allows every AWS call its handler made in the tests above, and each handler made some", async () => {
     const entries = new Set(recorder.calls().map((call) => call.entry));
     expect([...entries].sort()).toEqual(
-      Object.keys(handlers)
-        .map((key) => `functions/${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}.ts`)
+      Object.values(ENTRIES)
+        .map((file) => `functions/${file}.ts`)
         .sort(),
     );
     expect(await callsNotAllowed(recorder.calls())).toEqual([]);

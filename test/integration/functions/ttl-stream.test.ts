@@ -1,13 +1,6 @@
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
-import {
-  DeleteRolePolicyCommand,
-  GetRolePolicyCommand,
-  IAMClient,
-  ListAttachedRolePoliciesCommand,
-  ListRolePoliciesCommand,
-  PutRolePolicyCommand,
-} from "@aws-sdk/client-iam";
-import { RotateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { DeleteRolePolicyCommand, PutRolePolicyCommand } from "@aws-sdk/client-iam";
+import { RotateSecretCommand } from "@aws-sdk/client-secrets-manager";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
@@ -34,6 +27,7 @@ import {
   emfMetricNames,
   lambdaContext,
   loadEvent,
+  revocationServiceMocks,
   seedTask as seedTaskOn,
   setLambdaEnvironment,
 } from "./lambda-harness.js";
@@ -43,8 +37,7 @@ import {
 // on DynamoDB Local; IAM, Secrets Manager and Step Functions mocked at the SDK boundary.
 // Nothing waits for DynamoDB's TTL: the records are what its deletions produce.
 
-const iam = mockClient(IAMClient);
-const secretsManager = mockClient(SecretsManagerClient);
+const { iam, secretsManager, reset: resetRevocationServices } = revocationServiceMocks();
 const sfn = mockClient(SFNClient);
 const recorder = recordAwsCalls(iam, secretsManager, sfn);
 
@@ -79,23 +72,8 @@ afterAll(() => {
 });
 
 beforeEach(() => {
-  iam.reset();
-  secretsManager.reset();
+  resetRevocationServices();
   sfn.reset();
-  iam.on(ListRolePoliciesCommand).resolves({ PolicyNames: [], IsTruncated: false });
-  // No revocation overflow policies attached: the whole list fits the inline policy.
-  iam.on(ListAttachedRolePoliciesCommand).resolves({ AttachedPolicies: [], IsTruncated: false });
-  iam.on(GetRolePolicyCommand).rejects(
-    Object.assign(new Error("The role policy cannot be found."), {
-      name: "NoSuchEntity",
-      $metadata: { httpStatusCode: 404 },
-    }),
-  );
-  iam.on(PutRolePolicyCommand).resolves({});
-  iam.on(DeleteRolePolicyCommand).resolves({});
-  secretsManager
-    .on(RotateSecretCommand)
-    .callsFake((input: { SecretId: string }) => ({ ARN: input.SecretId }));
   logs = captureLogs();
 });
 
