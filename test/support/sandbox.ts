@@ -1,8 +1,9 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fetchClientCredentialsToken } from "../../lib/sandbox/client-credentials.js";
-import type { Sandbox } from "../../lib/sandbox/sandbox.js";
+import { type Sandbox, type SandboxOptions, startSandbox } from "../../lib/sandbox/sandbox.js";
 
 const examples = resolve(import.meta.dirname, "../../examples/templates");
 
@@ -34,6 +35,27 @@ export function exampleTemplates(
     names.push(JSON.parse(text).name);
   }
   return { dir: out, names };
+}
+
+/**
+ * An in-process sandbox on free ports (API and issuers) in a fresh temporary folder, serving
+ * the named example templates; `options` adds to or overrides what it starts with.
+ * @returns the sandbox and its folder (state file, templates)
+ */
+export async function startExampleSandbox(
+  templates: readonly string[],
+  options: Partial<SandboxOptions> = {},
+): Promise<{ sandbox: Sandbox; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "jitv-sandbox-"));
+  const issuerPort = await freePort();
+  const sandbox = await startSandbox({
+    port: 0,
+    issuerPort,
+    templatesDir: exampleTemplates(dir, issuerPort, templates).dir,
+    stateFile: join(dir, "state.json"),
+    ...options,
+  });
+  return { sandbox, dir };
 }
 
 /**

@@ -2,13 +2,12 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSandboxSessionToken } from "../../../lib/credentials/sandbox-broker.js";
-import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
-import { exampleTemplates, freePort, sandboxToken } from "../../support/sandbox.js";
+import type { Sandbox } from "../../../lib/sandbox/sandbox.js";
+import { sandboxToken, startExampleSandbox } from "../../support/sandbox.js";
 
 // The GitHub Action run as the runner runs it: `node action/dist/main.js` and `post.js` with
 // INPUT_* variables, the GITHUB_ENV / GITHUB_OUTPUT / GITHUB_STATE files and the runner's
@@ -53,16 +52,10 @@ function startTokenService(): Promise<Server> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "jitv-action-"));
-  const issuerPort = await freePort();
-  sandbox = await startSandbox({
-    port: 0,
-    issuerPort,
-    templatesDir: exampleTemplates(dir, issuerPort, ["logs-read.json", "prod-db-admin.json"]).dir,
+  ({ sandbox, dir } = await startExampleSandbox(["logs-read.json", "prod-db-admin.json"], {
     rolesDir: join(root, "examples", "roles"),
-    stateFile: join(dir, "state.json"),
     logger: new Logger({ serviceName: "jitv-test", logLevel: "SILENT" }),
-  });
+  }));
   tokenService = await startTokenService();
   const { port } = tokenService.address() as { port: number };
   tokenUrl = `http://127.0.0.1:${port}/_apis/token?api-version=2.0`;

@@ -10,8 +10,8 @@ import { completeTask, type TaskCredentials, vendTask } from "../../../lib/agent
 import { type CachedTask, MemoryTaskStore } from "../../../lib/agent/cache.js";
 import { fromJitv } from "../../../lib/agent/credentials.js";
 import { taskCredentials } from "../../../lib/agent/session.js";
-import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
-import { exampleTemplates, freePort, sandboxToken } from "../../support/sandbox.js";
+import type { Sandbox } from "../../../lib/sandbox/sandbox.js";
+import { sandboxToken, startExampleSandbox } from "../../support/sandbox.js";
 
 // The agent-side tools of CONTRACT.md section 8, each run as a user runs it (a child process, or
 // the package's provider inside an AWS SDK client) against a real sandbox.
@@ -24,15 +24,9 @@ let sandbox: Sandbox;
 let dir: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "jitv-agent-"));
-  const issuerPort = await freePort();
-  sandbox = await startSandbox({
-    port: 0,
-    issuerPort,
-    templatesDir: exampleTemplates(dir, issuerPort, ["logs-read.json", "prod-db-admin.json"]).dir,
-    stateFile: join(dir, "state.json"),
+  ({ sandbox, dir } = await startExampleSandbox(["logs-read.json", "prod-db-admin.json"], {
     vendRate: { capacity: 1000, refillPerSecond: 1000 },
-  });
+  }));
 });
 
 afterAll(async () => {

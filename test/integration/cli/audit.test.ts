@@ -1,11 +1,9 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
-import { exampleTemplates, freePort, sandboxToken, sandboxVend } from "../../support/sandbox.js";
+import type { Sandbox } from "../../../lib/sandbox/sandbox.js";
+import { sandboxToken, sandboxVend, startExampleSandbox } from "../../support/sandbox.js";
 
 // `jitv audit` as run from a shell against the sandbox: its GET /v1/sandbox/audit route, admin only.
 
@@ -41,14 +39,7 @@ async function vend(): Promise<string> {
 }
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jitv-audit-cli-"));
-  const issuerPort = await freePort();
-  sandbox = await startSandbox({
-    port: 0,
-    issuerPort,
-    templatesDir: exampleTemplates(dir, issuerPort, ["s3-reports-read.json"]).dir,
-    stateFile: join(dir, "state.json"),
-  });
+  ({ sandbox } = await startExampleSandbox(["s3-reports-read.json"]));
   before = new Date().toISOString();
 });
 

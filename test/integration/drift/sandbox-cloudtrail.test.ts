@@ -1,11 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
+import type { Sandbox } from "../../../lib/sandbox/sandbox.js";
 import { cloudTrailRecord, type FixtureName } from "../../fixtures/cloudtrail/records.js";
-import { exampleTemplates, freePort, sandboxToken, sandboxVend } from "../../support/sandbox.js";
+import { sandboxToken, sandboxVend, startExampleSandbox } from "../../support/sandbox.js";
 
 // CONTRACT.md sections 7 and 9 through the sandbox's HTTP API: a CloudTrail record posted to
 // /v1/sandbox/cloudtrail revokes an off-purpose task, which `simulate` then denies.
@@ -13,14 +10,7 @@ import { exampleTemplates, freePort, sandboxToken, sandboxVend } from "../../sup
 let sandbox: Sandbox;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "jitv-drift-"));
-  const issuerPort = await freePort();
-  sandbox = await startSandbox({
-    port: 0,
-    issuerPort,
-    templatesDir: exampleTemplates(dir, issuerPort, ["s3-reports-read.json"]).dir,
-    stateFile: join(dir, "state.json"),
-  });
+  ({ sandbox } = await startExampleSandbox(["s3-reports-read.json"]));
 });
 
 afterAll(async () => {
