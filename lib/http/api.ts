@@ -149,15 +149,28 @@ export function createApi(options: ApiOptions): (req: HttpRequest) => Promise<Ht
     ...(options.extraRoutes ?? []),
   ];
 
+  // Every line of a request names it by `requestId`, passed with each line: a child logger per
+  // request (`createChild`) would build a logger and a console on every call of the hot path.
+  const { logger } = options;
   return async (req) => {
-    const logger = options.logger.createChild({ persistentKeys: { requestId: req.requestId } });
+    const { requestId } = req;
     try {
       const response = await route(routes, req);
-      logger.info("request", { method: req.method, path: redactPath(req.path), status: response.status });
+      logger.info("request", {
+        requestId,
+        method: req.method,
+        path: redactPath(req.path),
+        status: response.status,
+      });
       return response;
     } catch (err) {
-      const response = errorResponse(err, req.requestId, logger);
-      logger.info("request", { method: req.method, path: redactPath(req.path), status: response.status });
+      const response = errorResponse(err, requestId, logger);
+      logger.info("request", {
+        requestId,
+        method: req.method,
+        path: redactPath(req.path),
+        status: response.status,
+      });
       return response;
     }
   };
