@@ -109,7 +109,15 @@ export async function agentCommand(command: string, argv: string[]): Promise<num
     const [sub, taskId] = positionals;
     const path = taskId ? `/v1/tasks/${encodeURIComponent(taskId)}` : "";
     const routes: Record<string, () => Promise<ApiResponse>> = {
-      get: () => call(path),
+      get: async () => {
+        const task = await call(path);
+        // A sandbox (an API on this machine) also shows what it would have asked STS for.
+        if (!task.ok || !isLoopback(api)) return task;
+        const sts = await call(`/v1/sandbox/tasks/${encodeURIComponent(taskId ?? "")}/assume-role`);
+        if (!sts.ok) return task;
+        const { taskId: _, ...sandbox } = sts.body as Record<string, unknown>;
+        return { ...task, body: { ...(task.body as Record<string, unknown>), sandbox } };
+      },
       refresh: () => call(`${path}/credentials`, { method: "POST" }),
       complete: () => call(`${path}/complete`, { method: "POST" }),
       revoke: () => call(`${path}/revoke`, { method: "POST", body: { reason: values.reason ?? "" } }),
@@ -223,6 +231,11 @@ function cliError(error: unknown): unknown {
   if (error instanceof ApiError || error instanceof ApprovalPendingError)
     return new CliError(error.message, 1);
   return error;
+}
+
+/** Whether the API is on this machine (the sandbox): only then does `task get` ask its sandbox routes. */
+function isLoopback(api: string): boolean {
+  return ["127.0.0.1", "localhost", "[::1]"].includes(new URL(api).hostname);
 }
 
 /** Prints the answer; a refusal also gets one line on stderr with its HTTP status (exit 1). */

@@ -65,6 +65,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       ? `data in ${values.data}`
       : "in memory";
   process.stdout.write(banner(sandbox, storage, values.accounts ?? DEMO.accounts.join(",")));
+  for (const warning of sandbox.warnings) process.stderr.write(`jitv: warning: ${warning}\n`);
 
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();

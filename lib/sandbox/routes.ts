@@ -3,6 +3,7 @@ import { join } from "node:path";
 import * as z from "zod";
 import type { TaskService } from "../app/task-service.js";
 import { type AuditReader, auditQueryOf, auditQueryParamsSchema } from "../audit/audit-reader.js";
+import type { SandboxBroker } from "../credentials/sandbox-broker.js";
 import { ForbiddenError, InvalidRequestError, NotFoundError } from "../domain/errors.js";
 import type { VerifiedIdentity } from "../domain/identity.js";
 import { buildAssumeRoleRequest } from "../domain/sts-request.js";
@@ -109,6 +110,47 @@ export function sandboxRoutes(deps: {
       },
     },
   ];
+}
+
+/**
+ * `GET /v1/sandbox/tasks/{taskId}/assume-role` (sandbox only; the owner agent, or an admin who
+ * reaches the task, else `404` like `GET /v1/tasks/{taskId}`): what the sandbox would have asked
+ * STS for. `{"taskId", "sessionPolicy", "assumeRole", "assumeRoleCalls"}`: the rendered session
+ * policy, the exact `AssumeRole` input of the latest credentials, in the SDK's field names as
+ * `StsBroker` sends it (`null` before any: pending approval, or a sandbox restarted on kept
+ * data, since the broker records in memory), and how many were recorded for the task (a vend, then
+ * one per refresh). `jitv task get` adds it to the task when the API is on this machine.
+ */
+export function sandboxAssumeRoleRoute(deps: { service: TaskService; broker: SandboxBroker }): RouteEntry {
+  return {
+    method: "GET",
+    pattern: /^\/v1\/sandbox\/tasks\/([^/]+)\/assume-role$/,
+    handle: async (req, [taskId = ""]) => {
+      const caller = await deps.service.authenticateAny(bearerToken(req));
+      const task = await deps.service.getTask(caller, decodeURIComponent(taskId), req.requestId);
+      const recorded = deps.broker.requests.filter((r) => r.roleSessionName === task.taskId);
+      const last = recorded.at(-1);
+      return jsonResponse(
+        200,
+        {
+          taskId: task.taskId,
+          sessionPolicy: JSON.parse(task.sessionPolicy) as unknown,
+          assumeRole: last
+            ? {
+                RoleArn: last.roleArn,
+                RoleSessionName: last.roleSessionName,
+                SourceIdentity: last.sourceIdentity,
+                Policy: last.policy,
+                Tags: last.tags.map((tag) => ({ Key: tag.Key, Value: tag.Value })),
+                DurationSeconds: last.durationSeconds,
+              }
+            : null,
+          assumeRoleCalls: recorded.length,
+        },
+        req.requestId,
+      );
+    },
+  };
 }
 
 /**

@@ -14,7 +14,7 @@ import { EmfMetrics } from "../audit/metrics.js";
 import { SandboxBroker } from "../credentials/sandbox-broker.js";
 import { ConfigError, JitvError } from "../domain/errors.js";
 import { lintTemplate } from "../domain/render.js";
-import { parseTemplate } from "../domain/template.js";
+import { parseTemplate, type TaskTemplate } from "../domain/template.js";
 import { DriftDetector } from "../drift/detector.js";
 import { DynamoDriftCounters } from "../drift/dynamo-counters.js";
 import { LoggerDriftNotifier } from "../drift/logger-notifier.js";
@@ -32,10 +32,17 @@ import { DynamoSecretRotator } from "../secrets/dynamo-secret-rotator.js";
 import { ensureTable } from "../store/table.js";
 import { startDynamoDbLocal } from "./dynamodb-local.js";
 import { FaultInjector, type FaultSpec } from "./faults.js";
+import { issuerPortWarnings } from "./issuer-port-warnings.js";
 import { startLocalIssuer } from "./local-issuer.js";
 import { localIssuerProfiles } from "./local-issuer-profiles.js";
 import { LocalLifecycleRunner, resumeLifecycles } from "./local-lifecycle.js";
-import { loadRolePolicies, sandboxAuditRoute, sandboxDriftRoute, sandboxRoutes } from "./routes.js";
+import {
+  loadRolePolicies,
+  sandboxAssumeRoleRoute,
+  sandboxAuditRoute,
+  sandboxDriftRoute,
+  sandboxRoutes,
+} from "./routes.js";
 import { StreamPoller } from "./stream-poller.js";
 
 export const SANDBOX_TABLE = "jitv-sandbox";
@@ -106,6 +113,8 @@ export interface Sandbox {
   readonly localIssuers: { workforceAgents: string; customerAgents: string; users: string; staff: string };
   readonly templates: string[];
   readonly policySets: string[];
+  /** Configuration that starts but cannot work as meant (`jitv dev` prints each line). */
+  readonly warnings: readonly string[];
   readonly broker: SandboxBroker;
   readonly core: ApiCore;
   /** The document client on the sandbox's DynamoDB Local table. */
@@ -188,7 +197,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         DEMO.users.map((u) => u.tenant),
       ),
     );
-    if (options.issuersFile) issuers = mergeIssuerConfigs(issuers, loadIssuerConfigFile(options.issuersFile));
+    const fileIssuers = options.issuersFile ? loadIssuerConfigFile(options.issuersFile) : undefined;
+    if (fileIssuers) issuers = mergeIssuerConfigs(issuers, fileIssuers);
     const roles = loadRolePolicies(options.rolesDir);
 
     const broker = new SandboxBroker();
@@ -251,6 +261,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       extraRoutes: ({ service, templates, roles: staff, tasks }) => [
         ...sandboxRoutes({ service, templates, writer, secrets, roles }),
         sandboxAuditRoute({ service, isAdmin: (identity) => staff.isAdmin(identity), trail: audit }),
+        sandboxAssumeRoleRoute({ service, broker }),
         // The drift Lambda's detector on the sandbox's table; drift events become log lines.
         sandboxDriftRoute({
           service,
@@ -272,7 +283,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         }),
       ],
     });
-    const templates = options.templatesDir ? await loadTemplates(core, secrets, options.templatesDir) : [];
+    const loaded = options.templatesDir ? await loadTemplates(core, secrets, options.templatesDir) : [];
+    const warnings = issuerPortWarnings({
+      issuerPort: Number(new URL(local.issuers.workforceAgents.issuer).port),
+      templates: loaded,
+      fileRules: [...(fileIssuers?.admins ?? []), ...(fileIssuers?.approvers ?? [])],
+      configured: issuers.issuers.map((i) => i.issuer),
+    });
     const policySets = options.policiesDir ? await loadPolicies(core, options.policiesDir) : [];
     // On kept data, the lifecycles of the last run resume before the API answers: once it does,
     // no task is left active past its deadline or ended without its revocation.
@@ -357,8 +374,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         users: local.issuers.users.issuer,
         staff: local.issuers.staff.issuer,
       },
-      templates,
+      templates: loaded.map((t) => t.name),
       policySets,
+      warnings,
       broker,
       core,
       doc,
@@ -397,8 +415,12 @@ async function loadPolicies(core: ApiCore, dir: string): Promise<string[]> {
  * Puts every `*.json` template of `dir`, validated exactly like a `templates put`, and
  * creates the sandbox versions of the secrets they name.
  */
-async function loadTemplates(core: ApiCore, secrets: DynamoSecretRotator, dir: string): Promise<string[]> {
-  const names: string[] = [];
+async function loadTemplates(
+  core: ApiCore,
+  secrets: DynamoSecretRotator,
+  dir: string,
+): Promise<TaskTemplate[]> {
+  const loaded: TaskTemplate[] = [];
   for (const file of readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .sort()) {
@@ -408,13 +430,13 @@ async function loadTemplates(core: ApiCore, secrets: DynamoSecretRotator, dir: s
       lintTemplate(template);
       await core.templates.put(template);
       for (const s of template.secrets) await secrets.ensure(s.arn);
-      names.push(template.name);
+      loaded.push(template);
     } catch (err) {
       const message = err instanceof JitvError || err instanceof SyntaxError ? err.message : String(err);
       throw new Error(`template ${path}: ${message}`);
     }
   }
-  return names;
+  return loaded;
 }
 
 /**

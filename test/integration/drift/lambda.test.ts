@@ -11,7 +11,9 @@ import { DynamoTaskRepository } from "../../../lib/tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../../../lib/tasks/dynamo-template-store.js";
 import { cloudTrailRecord } from "../../fixtures/cloudtrail/records.js";
 import { fixtureTask, reportsTemplate } from "../../fixtures/cloudtrail/task.js";
+import { recordAwsCalls } from "../../support/aws-calls.js";
 import { createTestTable, type TestTable } from "../../support/dynamodb.js";
+import { callsNotAllowed } from "../../support/function-roles.js";
 import {
   auditEvents,
   captureLogs,
@@ -24,6 +26,7 @@ import {
 
 const sfn = mockClient(SFNClient);
 const events = mockClient(EventBridgeClient);
+const recorder = recordAwsCalls(sfn, events);
 type Handler = typeof import("../../../functions/drift.js")["handler"];
 let handler: (event: EventBridgeEvent<string, unknown>) => Promise<DriftReport>;
 let table: TestTable;
@@ -39,11 +42,15 @@ beforeAll(async () => {
     JITV_EVENT_BUS_NAME: "jitv-security",
   });
   vi.resetModules();
-  const drift: Handler = (await import("../../../functions/drift.js")).handler;
+  const drift: Handler = recorder.attribute(
+    "functions/drift.ts",
+    (await import("../../../functions/drift.js")).handler,
+  );
   handler = (event) => drift(event, lambdaContext("jitv-drift"));
 });
 
 afterAll(() => {
+  recorder.restore();
   vi.restoreAllMocks();
   restoreEnv?.();
 });
@@ -127,5 +134,14 @@ describe("functions/drift.ts", () => {
     expect((await tasks.get(task.taskId))?.status).toBe("active");
     expect(sfn).toHaveReceivedCommandTimes(SendTaskSuccessCommand, 0);
     expect(events).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+});
+
+describe("the function's IAM role (cdk synth)", () => {
+  it("allows every AWS call the handler made in the tests above", async () => {
+    const actions = new Set(recorder.calls().map((call) => call.action));
+    expect(actions).toContain("states:SendTaskSuccess");
+    expect(actions).toContain("events:PutEvents");
+    expect(await callsNotAllowed(recorder.calls())).toEqual([]);
   });
 });
