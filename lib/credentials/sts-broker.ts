@@ -14,7 +14,7 @@ import {
   UpstreamUnavailableError,
 } from "../domain/errors.js";
 import type { AssumeRoleRequest, IssuedCredentials } from "../domain/sts.js";
-import { assertStsLimits } from "../domain/sts-request.js";
+import { assertStsLimits, assumeRoleInput } from "../domain/sts-request.js";
 import type { CredentialBroker } from "./broker.js";
 
 /** Options of {@link StsBroker}. */
@@ -83,14 +83,7 @@ export class StsBroker implements CredentialBroker {
 
   async assumeRole(request: AssumeRoleRequest): Promise<IssuedCredentials> {
     assertStsLimits(request);
-    const input = {
-      RoleArn: request.roleArn,
-      RoleSessionName: request.roleSessionName,
-      SourceIdentity: request.sourceIdentity,
-      Policy: request.policy,
-      Tags: request.tags.map((tag) => ({ Key: tag.Key, Value: tag.Value })),
-      DurationSeconds: request.durationSeconds,
-    };
+    const input = assumeRoleInput(request);
     let attempts = 0;
     let output: AssumeRoleCommandOutput;
     try {

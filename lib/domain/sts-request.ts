@@ -237,3 +237,18 @@ export function assertStsLimits(request: AssumeRoleRequest): void {
     );
   }
 }
+
+/**
+ * The `AssumeRole` input of a request, exactly the fields jitv sends (no `TransitiveTagKeys`):
+ * what the broker sends, and what the sandbox shows it would have sent.
+ */
+export function assumeRoleInput(request: AssumeRoleRequest) {
+  return {
+    RoleArn: request.roleArn,
+    RoleSessionName: request.roleSessionName,
+    SourceIdentity: request.sourceIdentity,
+    Policy: request.policy,
+    Tags: request.tags.map((tag) => ({ Key: tag.Key, Value: tag.Value })),
+    DurationSeconds: request.durationSeconds,
+  };
+}

@@ -6,7 +6,7 @@ import { type AuditReader, auditQueryOf, auditQueryParamsSchema } from "../audit
 import type { SandboxBroker } from "../credentials/sandbox-broker.js";
 import { ForbiddenError, InvalidRequestError, NotFoundError } from "../domain/errors.js";
 import type { VerifiedIdentity } from "../domain/identity.js";
-import { buildAssumeRoleRequest } from "../domain/sts-request.js";
+import { assumeRoleInput, buildAssumeRoleRequest } from "../domain/sts-request.js";
 import { formatIssues } from "../domain/template.js";
 import type { DriftDetector } from "../drift/detector.js";
 import { CLOUDTRAIL_DETAIL_TYPE, driftEventPattern, matchesEventPattern } from "../drift/event-pattern.js";
@@ -135,16 +135,7 @@ export function sandboxAssumeRoleRoute(deps: { service: TaskService; broker: San
         {
           taskId: task.taskId,
           sessionPolicy: JSON.parse(task.sessionPolicy) as unknown,
-          assumeRole: last
-            ? {
-                RoleArn: last.roleArn,
-                RoleSessionName: last.roleSessionName,
-                SourceIdentity: last.sourceIdentity,
-                Policy: last.policy,
-                Tags: last.tags.map((tag) => ({ Key: tag.Key, Value: tag.Value })),
-                DurationSeconds: last.durationSeconds,
-              }
-            : null,
+          assumeRole: last ? assumeRoleInput(last) : null,
           assumeRoleCalls: recorded.length,
         },
         req.requestId,
