@@ -27,6 +27,17 @@ beforeAll(async () => {
 });
 
 describe("jitv templates / policies against a table", () => {
+  it("keeps the AWS SDK's Node-version notice off its output, even when the SDK would print it", async () => {
+    // The tests turn the notice off for every process (vitest.config.ts); a user's shell does not.
+    const { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: _, ...env } = process.env;
+    const listed = await run(
+      process.execPath,
+      [cli, "templates", "list", "--table", table.tableName, "--endpoint", inject("dynamodbEndpoint")],
+      { timeout: 60_000, env },
+    );
+    expect(listed.stderr).toBe("");
+  });
+
   it("puts, lists and shows templates; a bad file stores nothing", async () => {
     const examples = join(root, "examples", "templates");
     const put = await jitv(
