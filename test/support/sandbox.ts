@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { Logger } from "@aws-lambda-powertools/logger";
 import { fetchClientCredentialsToken } from "../../lib/sandbox/client-credentials.js";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../lib/sandbox/sandbox.js";
 
@@ -39,7 +40,8 @@ export function exampleTemplates(
 
 /**
  * An in-process sandbox on free ports (API and issuers) in a fresh temporary folder, serving
- * the named example templates; `options` adds to or overrides what it starts with.
+ * the named example templates, its log silent (the test reads what it needs through the API);
+ * `options` adds to or overrides what it starts with.
  * @returns the sandbox and its folder (state file, templates)
  */
 export async function startExampleSandbox(
@@ -53,6 +55,7 @@ export async function startExampleSandbox(
     issuerPort,
     templatesDir: exampleTemplates(dir, issuerPort, templates).dir,
     stateFile: join(dir, "state.json"),
+    logger: new Logger({ serviceName: "jitv-test", logLevel: "SILENT" }),
     ...options,
   });
   return { sandbox, dir };

@@ -3,7 +3,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join, resolve } from "node:path";
-import { Logger } from "@aws-lambda-powertools/logger";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSandboxSessionToken } from "../../../lib/credentials/sandbox-broker.js";
 import type { Sandbox } from "../../../lib/sandbox/sandbox.js";
@@ -54,7 +53,6 @@ function startTokenService(): Promise<Server> {
 beforeAll(async () => {
   ({ sandbox, dir } = await startExampleSandbox(["logs-read.json", "prod-db-admin.json"], {
     rolesDir: join(root, "examples", "roles"),
-    logger: new Logger({ serviceName: "jitv-test", logLevel: "SILENT" }),
   }));
   tokenService = await startTokenService();
   const { port } = tokenService.address() as { port: number };
