@@ -45,7 +45,7 @@ export function exampleTemplates(
  * @returns the sandbox and its folder (state file, templates)
  */
 export async function startExampleSandbox(
-  templates: readonly string[],
+  templates?: readonly string[],
   options: Partial<SandboxOptions> = {},
 ): Promise<{ sandbox: Sandbox; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), "jitv-sandbox-"));

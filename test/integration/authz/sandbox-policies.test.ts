@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
-import { exampleTemplates, freePort, sandboxToken } from "../../support/sandbox.js";
+import { sandboxToken, startExampleSandbox } from "../../support/sandbox.js";
 
 // The example Cedar policies, stored at sandbox start, deciding real vends.
 
@@ -25,19 +25,9 @@ describe("Cedar policies in the sandbox", () => {
   };
 
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "jitv-policies-"));
-    const issuerPort = await freePort();
-    const templates = exampleTemplates(dir, issuerPort, [
-      "tenant-reports-read.json",
-      "s3-reports-read.json",
-    ]).dir;
-    sandbox = await startSandbox({
-      port: 0,
-      issuerPort,
-      templatesDir: templates,
+    ({ sandbox } = await startExampleSandbox(["tenant-reports-read.json", "s3-reports-read.json"], {
       policiesDir: join(root, "examples", "policies"),
-      stateFile: join(dir, "state.json"),
-    });
+    }));
   });
   afterAll(async () => {
     await sandbox?.close();

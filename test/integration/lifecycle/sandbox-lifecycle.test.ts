@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { Logger } from "@aws-lambda-powertools/logger";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { DeleteCommand, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
@@ -62,6 +63,8 @@ async function start(options: SandboxTestOptions = {}) {
     templatesDir: sandboxTemplates(dir, issuerPort),
     rolesDir: join(root, "examples", "roles"),
     stateFile: join(dir, "state.json"),
+    // The tests read what they need through the API.
+    logger: new Logger({ serviceName: "jitv-test", logLevel: "SILENT" }),
     ...options,
   });
 }

@@ -1,12 +1,11 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Sandbox, startSandbox } from "../../../lib/sandbox/sandbox.js";
+import type { Sandbox } from "../../../lib/sandbox/sandbox.js";
 import type { Json } from "../../support/api-client.js";
-import { exampleTemplates, freePort, sandboxToken, sandboxVend } from "../../support/sandbox.js";
+import { sandboxToken, sandboxVend, startExampleSandbox } from "../../support/sandbox.js";
 
 // `jitv task get` against the sandbox shows what the sandbox would have asked STS for: the rendered
 // session policy and the exact AssumeRole input its broker recorded. Run as a user runs it.
@@ -23,15 +22,9 @@ let dir: string;
 let sandbox: Sandbox;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "jitv-assume-role-"));
-  const issuerPort = await freePort();
-  sandbox = await startSandbox({
-    port: 0,
-    issuerPort,
-    templatesDir: exampleTemplates(dir, issuerPort).dir,
+  ({ sandbox, dir } = await startExampleSandbox(undefined, {
     policiesDir: resolve(import.meta.dirname, "../../../examples/policies"),
-    stateFile: join(dir, "state.json"),
-  });
+  }));
 });
 
 afterAll(async () => {

@@ -1,14 +1,12 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
 import { parseFaultSpec } from "../../../lib/sandbox/faults.js";
-import { SANDBOX_TABLE, startSandbox } from "../../../lib/sandbox/sandbox.js";
+import { SANDBOX_TABLE } from "../../../lib/sandbox/sandbox.js";
 import { leaseKey, taskKey } from "../../../lib/store/table.js";
 import { seeded } from "../../support/random.js";
-import { exampleTemplates, freePort, sandboxVend } from "../../support/sandbox.js";
+import { sandboxVend, startExampleSandbox } from "../../support/sandbox.js";
 
 // The invariant under injected faults (CONTRACT.md sections 6 and 7): every 201 carries credentials
 // whose task is durable, active, with a live lease and a running lifecycle; every failure is the
@@ -30,15 +28,8 @@ describe("--faults", () => {
   });
 
   it("never issues credentials without a durable active task, a lease and a lifecycle; fails only with 503/429", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "jitv-faults-"));
-    const issuerPort = await freePort();
-    const templates = exampleTemplates(dir, issuerPort, ["s3-reports-read.json"]).dir;
-    const sandbox = await startSandbox({
-      port: 0,
-      issuerPort,
-      templatesDir: templates,
+    const { sandbox } = await startExampleSandbox(["s3-reports-read.json"], {
       rolesDir: join(root, "examples", "roles"),
-      stateFile: join(dir, "state.json"),
       vendRate: { capacity: 1000, refillPerSecond: 1000 },
       faults: { sts: 0.25, dynamodb: 0.05, sfn: 0.2 },
       faultRandom: seeded(42),
