@@ -1,6 +1,6 @@
 import middy from "@middy/core";
 import type { EventBridgeEvent } from "aws-lambda";
-import { awsDriftDetector } from "../lib/drift/aws-wiring.js";
+import { awsDriftDetector } from "../lib/app/aws-drift.js";
 
 // Built once per cold start; a missing table name fails here, naming it.
 const detector = awsDriftDetector("jitv-drift");

@@ -2,9 +2,8 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TaskLifecycle } from "../app/lifecycle-steps.js";
-import type { Task, TaskStatus } from "../domain/task.js";
-import { queryAll } from "../store/dynamo-query.js";
-import { GSI2, statusGsi2pk } from "../store/table.js";
+import type { Task } from "../domain/task.js";
+import { DynamoOverdueTasks } from "../tasks/dynamo-overdue-tasks.js";
 import {
   LIFECYCLE_ASL_PATH,
   LIFECYCLE_STATES,
@@ -155,16 +154,6 @@ export class LocalLifecycleRunner implements LifecycleStarter, TaskTokenSender {
   }
 }
 
-/** Statuses of a task whose lifecycle may still have work to do (not yet closed). */
-const UNFINISHED_STATUSES: readonly TaskStatus[] = [
-  "pending_approval",
-  "active",
-  "completed",
-  "revoked",
-  "expired",
-  "revocation_failed",
-];
-
 /**
  * Resumes lifecycles when the sandbox starts on kept data (`--data`, `--dynamodb-endpoint`): the
  * in-process executions died with the process that ran them. A task still before its deadline
@@ -182,34 +171,27 @@ export async function resumeLifecycles(props: {
   readonly now?: () => Date;
   readonly onError: (taskId: string, error: unknown) => void;
 }): Promise<{ restarted: string[]; backstopped: string[] }> {
-  const now = (props.now ?? (() => new Date()))().getTime();
+  const now = (props.now ?? (() => new Date()))();
   const restarted: string[] = [];
   const backstopped: string[] = [];
-  for (const status of UNFINISHED_STATUSES) {
-    const items = await queryAll(
-      props.doc,
-      {
-        TableName: props.tableName,
-        IndexName: GSI2,
-        KeyConditionExpression: "gsi2pk = :pk",
-        FilterExpression: "attribute_not_exists(closedAt)",
-        ExpressionAttributeValues: { ":pk": statusGsi2pk(status) },
-      },
-      (error) => (error instanceof Error ? error : new Error("task query failed")),
-    );
-    for (const item of items) {
-      const task = item as unknown as Pick<Task, "taskId" | "status" | "expiresAt">;
-      try {
-        if ((status === "active" || status === "pending_approval") && Date.parse(task.expiresAt) > now) {
-          await props.runner.start(task);
-          restarted.push(task.taskId);
-        } else {
-          await props.lifecycle.backstop({ taskId: task.taskId });
-          backstopped.push(task.taskId);
-        }
-      } catch (error) {
-        props.onError(task.taskId, error);
+  // The sweep's query, over all of the kept data's history.
+  const unclosed = new DynamoOverdueTasks({
+    client: props.doc,
+    tableName: props.tableName,
+    endedLookbackMs: Number.POSITIVE_INFINITY,
+  });
+  for (const task of await unclosed.unclosed(now)) {
+    try {
+      const live = task.status === "active" || task.status === "pending_approval";
+      if (live && Date.parse(task.expiresAt) > now.getTime()) {
+        await props.runner.start(task);
+        restarted.push(task.taskId);
+      } else {
+        await props.lifecycle.backstop({ taskId: task.taskId });
+        backstopped.push(task.taskId);
       }
+    } catch (error) {
+      props.onError(task.taskId, error);
     }
   }
   return { restarted, backstopped };

@@ -19,21 +19,23 @@ const ENDED_LOOKBACK_MS = 7 * 24 * 3600 * 1000;
 export class DynamoOverdueTasks implements OverdueTasks {
   readonly #client: DynamoDBDocumentClient;
   readonly #tableName: string;
+  readonly #endedLookbackMs: number;
 
-  constructor(props: { readonly client: DynamoDBDocumentClient; readonly tableName: string }) {
+  constructor(props: {
+    readonly client: DynamoDBDocumentClient;
+    readonly tableName: string;
+    /** How far back (by creation) ended tasks are read; `Infinity`: all of them. @default 7 days */
+    readonly endedLookbackMs?: number;
+  }) {
     this.#client = props.client;
     this.#tableName = props.tableName;
+    this.#endedLookbackMs = props.endedLookbackMs ?? ENDED_LOOKBACK_MS;
   }
 
-  async list(input: {
-    now: Date;
-    overdueAfterSeconds: number;
-    unclosedAfterSeconds: number;
-  }): Promise<OverdueTask[]> {
-    const now = input.now.getTime();
-    const deadlineBefore = new Date(now - input.overdueAfterSeconds * 1000).toISOString();
-    const endedBefore = new Date(now - input.unclosedAfterSeconds * 1000).toISOString();
-    const createdSince = new Date(now - ENDED_LOOKBACK_MS).toISOString();
+  async unclosed(now: Date): Promise<OverdueTask[]> {
+    const createdSince = Number.isFinite(this.#endedLookbackMs)
+      ? new Date(now.getTime() - this.#endedLookbackMs).toISOString()
+      : undefined;
     const query = (status: TaskStatus, since?: string) =>
       queryAll(
         this.#client,
@@ -48,17 +50,27 @@ export class DynamoOverdueTasks implements OverdueTasks {
         },
         (error) => storeUnavailable("task store", error),
       );
-    const live = (await Promise.all(LIVE.map((status) => query(status)))).flat() as OverdueTask[];
-    const ended = (
-      await Promise.all(ENDED.map((status) => query(status, createdSince)))
-    ).flat() as OverdueTask[];
-    return [
-      ...live.filter((task) => task.expiresAt < deadlineBefore),
-      // Ended and past its deadline too (e.g. a backstop that ended it, then failed): as a live
-      // one. Ended early: once its lifecycle had time to finish (no endedAt: from the deadline).
-      ...ended.filter(
-        (task) => task.expiresAt < deadlineBefore || (task.endedAt ?? task.expiresAt) < endedBefore,
-      ),
-    ];
+    const pages = await Promise.all([
+      ...LIVE.map((status) => query(status)),
+      ...ENDED.map((status) => query(status, createdSince)),
+    ]);
+    return pages.flat() as OverdueTask[];
+  }
+
+  async list(input: {
+    now: Date;
+    overdueAfterSeconds: number;
+    unclosedAfterSeconds: number;
+  }): Promise<OverdueTask[]> {
+    const now = input.now.getTime();
+    const deadlineBefore = new Date(now - input.overdueAfterSeconds * 1000).toISOString();
+    const endedBefore = new Date(now - input.unclosedAfterSeconds * 1000).toISOString();
+    return (await this.unclosed(input.now)).filter((task) =>
+      LIVE.includes(task.status)
+        ? task.expiresAt < deadlineBefore
+        : // Ended and past its deadline too (e.g. a backstop that ended it, then failed): as a live
+          // one. Ended early: once its lifecycle had time to finish (no endedAt: from the deadline).
+          task.expiresAt < deadlineBefore || (task.endedAt ?? task.expiresAt) < endedBefore,
+    );
   }
 }

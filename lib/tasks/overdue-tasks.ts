@@ -11,6 +11,11 @@ export type OverdueTask = Pick<Task, "taskId" | "status" | "expiresAt" | "endedA
  * that died with its executor) is found here.
  */
 export interface OverdueTasks {
+  /**
+   * Every task not closed whose lifecycle may still have work to do: live ones whatever their
+   * deadline, ended ones created within the lookback.
+   */
+  unclosed(now: Date): Promise<OverdueTask[]>;
   list(input: {
     readonly now: Date;
     readonly overdueAfterSeconds: number;

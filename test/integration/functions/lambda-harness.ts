@@ -185,6 +185,22 @@ export function revocationServiceMocks() {
   };
 }
 
+/** The revocation policy IAM must receive for exactly these tasks (CONTRACT.md section 6). */
+export function revocationDocument(...taskIds: string[]): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "JitvRevokedTasks",
+        Effect: "Deny",
+        Action: "*",
+        Resource: "*",
+        Condition: { StringEquals: { "aws:PrincipalTag/jitv:task": taskIds } },
+      },
+    ],
+  });
+}
+
 let seededRoles = 0;
 
 /**

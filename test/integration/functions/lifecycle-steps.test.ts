@@ -27,6 +27,7 @@ import {
   emfMetricNames,
   lambdaContext,
   loadEvent,
+  revocationDocument,
   seedTask as seedTaskOn,
   setLambdaEnvironment,
 } from "./lambda-harness.js";
@@ -129,22 +130,6 @@ function seedTask(overrides: Partial<Task> = {}): Promise<Task & { roleName: str
 
 function invoke(handler: AnyHandler, event: unknown, functionName: string) {
   return handler(event as never, lambdaContext(functionName));
-}
-
-/** The revocation policy IAM must receive for exactly these tasks (CONTRACT.md section 6). */
-function revocationDocument(...taskIds: string[]): string {
-  return JSON.stringify({
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "JitvRevokedTasks",
-        Effect: "Deny",
-        Action: "*",
-        Resource: "*",
-        Condition: { StringEquals: { "aws:PrincipalTag/jitv:task": taskIds } },
-      },
-    ],
-  });
 }
 
 describe("the event fixtures", () => {

@@ -27,6 +27,7 @@ import {
   emfMetricNames,
   lambdaContext,
   loadEvent,
+  revocationDocument,
   revocationServiceMocks,
   seedTask as seedTaskOn,
   setLambdaEnvironment,
@@ -98,21 +99,6 @@ function ttlRemoveOf(task: Task, fixture = "ddb-stream-task-lease-ttl-remove.jso
   return loadEvent<DynamoDBStreamEvent>(fixture, {
     taskId: task.taskId,
     ttlEpoch: String(toEpochSeconds(task.expiresAt)),
-  });
-}
-
-function revocationDocument(...taskIds: string[]): string {
-  return JSON.stringify({
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "JitvRevokedTasks",
-        Effect: "Deny",
-        Action: "*",
-        Resource: "*",
-        Condition: { StringEquals: { "aws:PrincipalTag/jitv:task": taskIds } },
-      },
-    ],
   });
 }
 

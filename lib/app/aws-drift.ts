@@ -1,16 +1,15 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { SFNClient } from "@aws-sdk/client-sfn";
-import { documentClient } from "../app/aws-wiring.js";
 import { LoggerAuditLog } from "../audit/logger-audit-log.js";
 import { ENV, requireEnv } from "../config.js";
+import { DriftDetector } from "../drift/detector.js";
+import { DynamoDriftCounters } from "../drift/dynamo-counters.js";
+import { EventBridgeDriftNotifier } from "../drift/eventbridge-notifier.js";
 import { CachedTemplateStore } from "../tasks/cached-template-store.js";
 import { DynamoTaskRepository } from "../tasks/dynamo-repository.js";
 import { DynamoTemplateStore } from "../tasks/dynamo-template-store.js";
-import { SfnTaskTokenSender } from "../tasks/sfn-lifecycle.js";
-import { DriftDetector } from "./detector.js";
-import { DynamoDriftCounters } from "./dynamo-counters.js";
-import { EventBridgeDriftNotifier } from "./eventbridge-notifier.js";
+import { awsTaskTokenSender } from "./aws-adapters.js";
+import { documentClient } from "./aws-wiring.js";
 
 /**
  * The drift detector with its AWS adapters, for `functions/drift.ts`: the table (tasks, templates,
@@ -25,7 +24,7 @@ export function awsDriftDetector(service: string): DriftDetector {
     tasks: new DynamoTaskRepository({ client, tableName }),
     templates: new CachedTemplateStore(new DynamoTemplateStore({ client, tableName })),
     counters: new DynamoDriftCounters({ client, tableName }),
-    tokens: new SfnTaskTokenSender({ client: new SFNClient({}) }),
+    tokens: awsTaskTokenSender(),
     notifier: new EventBridgeDriftNotifier({
       client: new EventBridgeClient({}),
       ...(eventBusName ? { eventBusName } : {}),
