@@ -10,7 +10,7 @@ import {
   type TaskStore,
   tokenIdentity,
 } from "./cache.js";
-import { taskCredentials } from "./session.js";
+import { spendingFirst, taskCredentials } from "./session.js";
 
 export { ApiError, ApiUnreachableError } from "./api.js";
 export { ApprovalPendingError } from "./session.js";
@@ -92,18 +92,15 @@ export function fromJitv(options: FromJitvOptions): () => Promise<JitvCredential
       ready = undefined;
       throw error;
     });
+    const first = unused;
+    unused = undefined;
     const task = await taskCredentials({
       api,
       request,
       store,
       renew: true,
-      token: async () => {
-        const fetched = unused ?? (await getToken());
-        unused = undefined;
-        return fetched;
-      },
+      token: spendingFirst(first, getToken),
     });
-    unused = undefined;
     return {
       accessKeyId: task.credentials.AccessKeyId,
       secretAccessKey: task.credentials.SecretAccessKey,

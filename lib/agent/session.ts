@@ -12,13 +12,29 @@ export class ApprovalPendingError extends Error {
   }
 }
 
+/**
+ * A token source that hands out `first` (a token fetched only to learn the agent, so never
+ * fetched twice) once, then asks `fetch` for each further token.
+ */
+export function spendingFirst(
+  first: string | undefined,
+  fetch: () => Promise<string>,
+): () => Promise<string> {
+  let unused = first;
+  return async () => {
+    const token = unused ?? (await fetch());
+    unused = undefined;
+    return token;
+  };
+}
+
 /** Options of {@link taskCredentials}. */
 export interface TaskSessionOptions {
   /** The API base URL, without a trailing slash. */
   readonly api: string;
   /** What a new task asks for. */
   readonly request: VendRequest;
-  /** A fresh agent token, called before each API call (the API accepts a token's `jti` once). */
+  /** A fresh agent token, called before each API call (a token with a `jti` vends once). */
   readonly token: () => Promise<string>;
   readonly store: TaskStore;
   /**

@@ -16,7 +16,7 @@ import {
   tokenIdentity,
   writeIdentityHint,
 } from "../agent/cache.js";
-import { ApprovalPendingError, taskCredentials } from "../agent/session.js";
+import { ApprovalPendingError, spendingFirst, taskCredentials } from "../agent/session.js";
 
 const DEFAULT_API = "http://127.0.0.1:8787";
 
@@ -185,11 +185,7 @@ async function credentialProcess(api: string, request: VendRequest, values: Valu
     request,
     store,
     renew: true,
-    token: async () => {
-      const token = unused ?? (await resolveToken(values));
-      unused = undefined;
-      return token;
-    },
+    token: spendingFirst(unused, () => resolveToken(values)),
   });
   process.stdout.write(
     `${JSON.stringify({
